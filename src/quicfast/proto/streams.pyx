@@ -1,0 +1,509 @@
+"""Stream data buffers: send-side retransmission and receive-side reassembly.
+
+Implements RFC 9000 §2.2 (ordered byte stream, out-of-order delivery,
+duplicate and overlapping data), §3 (data sent, acknowledged, lost; the FIN
+and its retransmission) and §4.5 (final size rules, including RESET_STREAM).
+Flow-control limits come from flow_control.pyx: the send buffer is told the
+absolute offset the peer allows, and the receive buffer trusts the engine to
+have checked limits before it is called.
+
+Theory of operation
+-------------------
+`SendBuffer` keeps one contiguous C byte area covering stream offsets from
+`_data_offset` (at most `acked_offset`) up to `write_offset`. Three cursors
+and two range sets describe it:
+
+    _data_offset <= acked_offset <= sent_offset <= write_offset
+    _acked: acknowledged ranges above acked_offset (out-of-order ACKs)
+    _lost:  ranges to re-send, disjoint from _acked, below sent_offset
+
+`next_frame` drains `_lost` from its lowest range first, then sends new bytes
+from `sent_offset`. When the contiguous acknowledged prefix grows far enough
+past `_data_offset` the live bytes are moved to the front of the area, so each
+byte is moved O(1) times on average (amortised compaction, never per ACK).
+
+`RecvBuffer` mirrors it: the area starts at `_data_offset` (at most
+`read_offset`); each arriving frame is copied once at its offset, only into
+gaps `_received` does not already cover; `readable` is the length of the range
+that starts at `read_offset`.
+
+Pointers handed out by `next_frame` point into the area and stay valid until
+the next call that can move it: `write`, `on_acked`, `reset`.
+"""
+
+from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
+from cpython.mem cimport PyMem_Free, PyMem_Realloc
+from libc.stdint cimport uint8_t, uint64_t, int64_t
+from libc.string cimport memcpy, memmove
+
+from quicfast.proto.ranges cimport RangeSet
+
+cdef enum:
+    # COMPACT_MIN_BYTES is the smallest released prefix worth a memmove.
+    COMPACT_MIN_BYTES = 16384
+    # INITIAL_CAPACITY is the first allocation of a buffer (made lazily, so
+    # idle streams hold no data memory).
+    INITIAL_CAPACITY = 4096
+
+
+cdef inline uint64_t _min64(uint64_t a, uint64_t b) noexcept nogil:
+    return a if a < b else b
+
+
+cdef inline uint64_t _max64(uint64_t a, uint64_t b) noexcept nogil:
+    return a if a > b else b
+
+
+cdef inline Py_ssize_t _first_ending_after(RangeSet rs, uint64_t value) noexcept nogil:
+    """_first_ending_after: index of the first range of |rs| whose end is
+    greater than |value| (rs.count when there is none)."""
+    cdef Py_ssize_t lo = 0, hi = rs.count, mid
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if rs.ends[mid] <= value:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+cdef int _remove_range(RangeSet rs, uint64_t start, uint64_t end) except -1:
+    """_remove_range removes [|start|, |end|) from |rs| in place, splitting a
+    range when the hole falls inside it. Raises MemoryError only on a split."""
+    if start >= end:
+        return 0
+    cdef Py_ssize_t n = rs.count
+    cdef Py_ssize_t i = _first_ending_after(rs, start), j
+    if i == n or rs.starts[i] >= end:
+        return 0
+    if rs.starts[i] < start:
+        if rs.ends[i] > end:
+            # The hole is strictly inside range i: split it in two.
+            if n == rs.capacity:
+                rs._grow()
+            memmove(&rs.starts[i + 1], &rs.starts[i], (n - i) * sizeof(uint64_t))
+            memmove(&rs.ends[i + 1], &rs.ends[i], (n - i) * sizeof(uint64_t))
+            rs.ends[i] = start
+            rs.starts[i + 1] = end
+            rs.count = n + 1
+            return 0
+        rs.ends[i] = start
+        i += 1
+    j = i
+    while j < n and rs.ends[j] <= end:
+        j += 1
+    if j < n and rs.starts[j] < end:
+        rs.starts[j] = end
+    if j > i:
+        memmove(&rs.starts[i], &rs.starts[j], (n - j) * sizeof(uint64_t))
+        memmove(&rs.ends[i], &rs.ends[j], (n - j) * sizeof(uint64_t))
+        rs.count = n - (j - i)
+    return 0
+
+
+cdef class SendBuffer:
+    """`SendBuffer()`: the sending half of a stream's data (RFC 9000 §3.1).
+
+    Drivers, in the order the engine uses them: the application's
+    `write`/`write_fin`; packet building calls `has_data_to_send` and
+    `next_frame` (lost ranges first, then new data within the flow limit);
+    loss recovery reports each STREAM frame with `on_acked` or `on_lost`.
+    `reset` abandons the data when RESET_STREAM is sent.
+    """
+
+    def __cinit__(self):
+        self._acked = RangeSet()
+        self._lost = RangeSet()
+
+    def __dealloc__(self):
+        PyMem_Free(self._data)
+
+    cdef void _compact(self) noexcept:
+        """_compact moves the unacknowledged bytes to the front of the area
+        (invalidates pointers from next_frame) and gives back memory when the
+        area is much larger than what is held."""
+        cdef Py_ssize_t released = <Py_ssize_t>(self.acked_offset - self._data_offset)
+        cdef Py_ssize_t live = <Py_ssize_t>(self.write_offset - self.acked_offset)
+        cdef uint8_t* smaller
+        cdef Py_ssize_t target
+        if released == 0:
+            return
+        if live:
+            memmove(self._data, self._data + released, live)
+        self._data_offset = self.acked_offset
+        target = live * 2 if live * 2 > INITIAL_CAPACITY else INITIAL_CAPACITY
+        if self._capacity > 4 * target:
+            smaller = <uint8_t*>PyMem_Realloc(self._data, target)
+            if smaller != NULL:
+                self._data = smaller
+                self._capacity = target
+
+    cdef int _reserve(self, Py_ssize_t extra) except -1:
+        """_reserve makes room for |extra| more bytes at write_offset, by
+        compaction or by growing the area so that at least half stays free
+        (which keeps compaction amortised O(1) per byte)."""
+        cdef Py_ssize_t held = <Py_ssize_t>(self.write_offset - self._data_offset)
+        cdef Py_ssize_t live, need, capacity
+        cdef uint8_t* grown
+        if held + extra <= self._capacity:
+            return 0
+        live = <Py_ssize_t>(self.write_offset - self.acked_offset)
+        need = live + extra
+        if need * 2 > self._capacity:
+            capacity = self._capacity * 2 if self._capacity else INITIAL_CAPACITY
+            if capacity < need * 2:
+                capacity = need * 2
+            if self.acked_offset > self._data_offset and live:
+                # Move the live bytes down first so realloc copies only them.
+                memmove(self._data, self._data + (held - live), live)
+            self._data_offset = self.acked_offset
+            grown = <uint8_t*>PyMem_Realloc(self._data, capacity)
+            if grown == NULL:
+                raise MemoryError()
+            self._data = grown
+            self._capacity = capacity
+        else:
+            # Enough room once the acknowledged prefix is dropped.
+            if live:
+                memmove(self._data, self._data + (held - live), live)
+            self._data_offset = self.acked_offset
+        return 0
+
+    cdef int write(self, const uint8_t* data, Py_ssize_t length) except -1:
+        """write appends |length| bytes (copied) at write_offset. Raises
+        ValueError after write_fin or reset."""
+        if self.fin_written or self.is_reset:
+            raise ValueError("cannot write to a stream after FIN or reset")
+        if length <= 0:
+            return 0
+        self._reserve(length)
+        memcpy(self._data + (self.write_offset - self._data_offset), data, length)
+        self.write_offset += <uint64_t>length
+        return 0
+
+    cdef void write_fin(self):
+        """write_fin ends the stream at write_offset (its final size)."""
+        if not self.is_reset:
+            self.fin_written = True
+
+    cdef bint has_data_to_send(self, uint64_t flow_limit):
+        if self.is_reset:
+            return False
+        if self._lost.count:
+            return True
+        if self.sent_offset < self.write_offset:
+            return self.sent_offset < flow_limit
+        return self.fin_written and not self.fin_sent
+
+    cdef Py_ssize_t next_frame(self, uint64_t flow_limit, Py_ssize_t max_length,
+                               uint64_t* offset, bint* fin, const uint8_t** data) noexcept:
+        """next_frame chooses the next STREAM frame's payload and marks it
+        sent. Lost ranges go first (they were within the peer's limit when
+        first sent and limits only grow), then new bytes up to |flow_limit|,
+        then a bare FIN. Sets |offset|, |fin| and |data| (pointing into the
+        buffer, valid until the next write/on_acked/reset) and returns the
+        length: 0 with *fin set for a bare FIN, -1 when there is nothing to
+        send or |max_length| leaves no room for data."""
+        cdef uint64_t start, end
+        if self.is_reset:
+            return -1
+        if self._lost.count and max_length > 0:
+            start = self._lost.starts[0]
+            end = _min64(self._lost.ends[0], start + <uint64_t>max_length)
+            # The lowest lost range is consumed from its start, so dropping
+            # everything below `end` removes exactly [start, end).
+            self._lost.remove_below(end)
+        elif self.sent_offset < self.write_offset:
+            if max_length <= 0 or self.sent_offset >= flow_limit:
+                return -1
+            start = self.sent_offset
+            end = _min64(_min64(self.write_offset, flow_limit), start + <uint64_t>max_length)
+            self.sent_offset = end
+        elif self.fin_written and not self.fin_sent:
+            self.fin_sent = True
+            offset[0] = self.write_offset
+            fin[0] = True
+            data[0] = self._data + (self.write_offset - self._data_offset) if self._data != NULL else NULL
+            return 0
+        else:
+            return -1
+        # RFC 9000 §3.1: the FIN rides on the frame that reaches the final size.
+        fin[0] = self.fin_written and not self.fin_sent and end == self.write_offset
+        if fin[0]:
+            self.fin_sent = True
+        offset[0] = start
+        data[0] = self._data + (start - self._data_offset)
+        return <Py_ssize_t>(end - start)
+
+    cdef void on_acked(self, uint64_t offset, uint64_t length, bint fin):
+        """on_acked records that a STREAM frame [offset, offset+length) (with
+        the FIN when |fin|) was acknowledged; may compact the area."""
+        cdef uint64_t start = _max64(offset, self.acked_offset)
+        cdef uint64_t end = _min64(offset + length, self.sent_offset)
+        cdef uint64_t released
+        if self.is_reset:
+            return
+        if fin and self.fin_sent:
+            self.fin_acked = True
+        if start >= end:
+            return
+        self._acked.add(start, end)
+        _remove_range(self._lost, start, end)
+        if self._acked.starts[0] <= self.acked_offset:
+            self.acked_offset = self._acked.ends[0]
+            self._acked.remove_below(self.acked_offset)
+            self._lost.remove_below(self.acked_offset)
+            released = self.acked_offset - self._data_offset
+            if released >= <uint64_t>COMPACT_MIN_BYTES and released >= self.write_offset - self.acked_offset:
+                self._compact()
+            elif self.acked_offset == self.write_offset:
+                # Nothing held: restart at the front without copying.
+                self._data_offset = self.acked_offset
+
+    cdef void on_lost(self, uint64_t offset, uint64_t length, bint fin):
+        """on_lost queues the parts of [offset, offset+length) that are not
+        acknowledged for retransmission, and the FIN when |fin| and not acked."""
+        cdef uint64_t start = _max64(offset, self.acked_offset)
+        cdef uint64_t end = _min64(offset + length, self.sent_offset)
+        cdef Py_ssize_t i
+        if self.is_reset:
+            return
+        if fin and not self.fin_acked:
+            self.fin_sent = False
+        if start >= end:
+            return
+        i = _first_ending_after(self._acked, start)
+        while i < self._acked.count and self._acked.starts[i] < end:
+            if self._acked.starts[i] > start:
+                self._lost.add(start, self._acked.starts[i])
+            start = _max64(start, self._acked.ends[i])
+            i += 1
+        if start < end:
+            self._lost.add(start, end)
+
+    cdef uint64_t buffered(self):
+        """buffered is the number of bytes held (written, not yet acked)."""
+        return self.write_offset - self.acked_offset
+
+    cdef bint all_acked(self):
+        return self.fin_acked and self.acked_offset == self.write_offset
+
+    cdef void reset(self):
+        """reset drops all data (RESET_STREAM sent, RFC 9000 §3.1): nothing
+        is sent or retransmitted afterwards."""
+        self.is_reset = True
+        self._acked.clear()
+        self._lost.clear()
+        PyMem_Free(self._data)
+        self._data = NULL
+        self._capacity = 0
+        self._data_offset = self.acked_offset = self.write_offset
+
+    # Python-visible API (tests, slow path).
+
+    def write_bytes(self, const uint8_t[::1] data not None):
+        """Append `data`; raises ValueError after the FIN or a reset."""
+        self.write(&data[0] if data.shape[0] else NULL, data.shape[0])
+
+    def write_eof(self):
+        self.write_fin()
+
+    def next_frame_py(self, uint64_t flow_limit, Py_ssize_t max_length):
+        """`(offset, data, fin)` of the next frame to send, or None."""
+        cdef uint64_t offset = 0
+        cdef bint fin = False
+        cdef const uint8_t* data = NULL
+        cdef Py_ssize_t n = self.next_frame(flow_limit, max_length, &offset, &fin, &data)
+        if n < 0:
+            return None
+        return offset, PyBytes_FromStringAndSize(<const char*>data, n) if n else b"", bool(fin)
+
+    def pending(self, uint64_t flow_limit):
+        return self.has_data_to_send(flow_limit)
+
+    def ack(self, uint64_t offset, uint64_t length, bint fin=False):
+        self.on_acked(offset, length, fin)
+
+    def lose(self, uint64_t offset, uint64_t length, bint fin=False):
+        self.on_lost(offset, length, fin)
+
+    def buffered_bytes(self):
+        return self.buffered()
+
+    def is_all_acked(self):
+        return self.all_acked()
+
+    def reset_stream(self):
+        self.reset()
+
+    def lost_ranges(self):
+        """The ranges queued for retransmission, lowest first."""
+        return list(self._lost)
+
+
+cdef class RecvBuffer:
+    """`RecvBuffer()`: the receiving half of a stream's data (RFC 9000 §2.2, §3.2).
+
+    Drivers: the engine calls `receive` for each STREAM frame after checking
+    flow-control limits (and charges `highest_offset` increases to the
+    connection), `reset` for RESET_STREAM; the application calls `readable`
+    and `read`/`read_into` until `is_finished`.
+    """
+
+    def __cinit__(self):
+        self.final_size = -1
+        self._received = RangeSet()
+
+    def __dealloc__(self):
+        PyMem_Free(self._data)
+
+    cdef int _reserve(self, uint64_t end) except -1:
+        """_reserve makes the area reach stream offset |end|, compacting the
+        consumed prefix first and growing with slack when that is not enough."""
+        cdef uint64_t need = end - self._data_offset
+        cdef Py_ssize_t live, capacity
+        cdef uint8_t* grown
+        if need <= <uint64_t>self._capacity:
+            return 0
+        live = 0
+        if self._received.count:
+            live = <Py_ssize_t>(self._received.ends[self._received.count - 1] - self.read_offset)
+        if live and self.read_offset > self._data_offset:
+            memmove(self._data, self._data + (self.read_offset - self._data_offset), live)
+        self._data_offset = self.read_offset
+        need = end - self._data_offset
+        if need > <uint64_t>self._capacity or need * 4 > <uint64_t>self._capacity * 3:
+            capacity = self._capacity * 2 if self._capacity else INITIAL_CAPACITY
+            if <uint64_t>capacity < need:
+                capacity = <Py_ssize_t>need
+            grown = <uint8_t*>PyMem_Realloc(self._data, capacity)
+            if grown == NULL:
+                raise MemoryError()
+            self._data = grown
+            self._capacity = capacity
+        return 0
+
+    cdef int receive(self, uint64_t offset, const uint8_t* data, Py_ssize_t length, bint fin) except -1:
+        """receive stores a STREAM frame's bytes. Returns 0, or
+        FINAL_SIZE_ERROR (without raising) when the data ends past a known
+        final size, a FIN changes a known final size, or a FIN is below data
+        already received (RFC 9000 §4.5). Raises MemoryError only."""
+        cdef uint64_t end = offset + <uint64_t>length
+        cdef uint64_t start, cur, gap_end
+        cdef Py_ssize_t i
+        cdef RangeSet received = self._received
+        if self.final_size >= 0:
+            if end > <uint64_t>self.final_size or (fin and end != <uint64_t>self.final_size):
+                return FINAL_SIZE_ERROR
+        elif fin:
+            if end < self.highest_offset:
+                return FINAL_SIZE_ERROR
+            self.final_size = <int64_t>end
+        if end > self.highest_offset:
+            self.highest_offset = end
+        start = _max64(offset, self.read_offset)
+        if self.reset_received or start >= end:
+            return 0
+        self._reserve(end)
+        if received.count == 0 or start >= received.ends[received.count - 1]:
+            # In-order (or beyond everything held): one copy.
+            memcpy(self._data + (start - self._data_offset), data + (start - offset), end - start)
+        else:
+            # Copy only into the gaps; bytes already held win (§2.2 lets a
+            # receiver ignore retransmitted data that overlaps).
+            cur = start
+            i = _first_ending_after(received, cur)
+            while cur < end:
+                if i < received.count and received.starts[i] <= cur:
+                    cur = received.ends[i]
+                    i += 1
+                    continue
+                gap_end = end
+                if i < received.count and received.starts[i] < end:
+                    gap_end = received.starts[i]
+                memcpy(self._data + (cur - self._data_offset), data + (cur - offset), gap_end - cur)
+                cur = gap_end
+        received.add(start, end)
+        return 0
+
+    cdef Py_ssize_t readable(self):
+        """readable is the number of contiguous bytes available at read_offset."""
+        if self._received.count and self._received.starts[0] <= self.read_offset:
+            return <Py_ssize_t>(self._received.ends[0] - self.read_offset)
+        return 0
+
+    cdef Py_ssize_t read_into(self, uint8_t* out, Py_ssize_t max_length) noexcept:
+        """read_into copies up to |max_length| contiguous bytes to |out| and
+        consumes them; returns the count."""
+        cdef Py_ssize_t n = 0
+        cdef uint64_t released, live
+        if self._received.count and self._received.starts[0] <= self.read_offset:
+            n = <Py_ssize_t>(self._received.ends[0] - self.read_offset)
+        if max_length < n:
+            n = max_length
+        if n <= 0:
+            return 0
+        memcpy(out, self._data + (self.read_offset - self._data_offset), n)
+        self.read_offset += <uint64_t>n
+        self._received.remove_below(self.read_offset)
+        if self._received.count == 0:
+            self._data_offset = self.read_offset
+        else:
+            released = self.read_offset - self._data_offset
+            live = self._received.ends[self._received.count - 1] - self.read_offset
+            if released >= <uint64_t>COMPACT_MIN_BYTES and released >= live:
+                memmove(self._data, self._data + released, live)
+                self._data_offset = self.read_offset
+        return n
+
+    cdef bytes read(self, Py_ssize_t max_length):
+        """read returns up to |max_length| contiguous bytes (-1: all)."""
+        cdef Py_ssize_t n = self.readable()
+        if 0 <= max_length < n:
+            n = max_length
+        if n <= 0:
+            return b""
+        cdef bytes out = PyBytes_FromStringAndSize(NULL, n)
+        self.read_into(<uint8_t*>PyBytes_AS_STRING(out), n)
+        return out
+
+    cdef bint is_finished(self):
+        return self.final_size >= 0 and self.read_offset == <uint64_t>self.final_size
+
+    cdef int reset(self, uint64_t final_size) except -1:
+        """reset handles RESET_STREAM: checks |final_size| like a FIN (returns
+        FINAL_SIZE_ERROR, RFC 9000 §4.5) and drops buffered data. highest_offset
+        becomes the final size so the engine charges the connection for it."""
+        if self.final_size >= 0:
+            if final_size != <uint64_t>self.final_size:
+                return FINAL_SIZE_ERROR
+        elif final_size < self.highest_offset:
+            return FINAL_SIZE_ERROR
+        self.final_size = <int64_t>final_size
+        self.highest_offset = final_size
+        self.reset_received = True
+        self._received.clear()
+        PyMem_Free(self._data)
+        self._data = NULL
+        self._capacity = 0
+        self._data_offset = self.read_offset
+        return 0
+
+    # Python-visible API (tests, slow path).
+
+    def receive_bytes(self, uint64_t offset, const uint8_t[::1] data not None, bint fin=False):
+        """Store a frame's bytes; returns 0 or a QUIC error code."""
+        return self.receive(offset, &data[0] if data.shape[0] else NULL, data.shape[0], fin)
+
+    def read_bytes(self, Py_ssize_t max_length=-1):
+        return self.read(max_length)
+
+    def readable_bytes(self):
+        return self.readable()
+
+    def finished(self):
+        return self.is_finished()
+
+    def reset_stream(self, uint64_t final_size):
+        """RESET_STREAM received; returns 0 or FINAL_SIZE_ERROR."""
+        return self.reset(final_size)

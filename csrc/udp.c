@@ -9,6 +9,8 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
+/* macOS only declares IPV6_RECVPKTINFO and IPV6_TCLASS under RFC 3542. */
+#define __APPLE_USE_RFC_3542 1
 #include "udp.h"
 
 #include <errno.h>
@@ -49,7 +51,9 @@
 #ifndef IPV6_PMTUDISC_PROBE
 #define IPV6_PMTUDISC_PROBE 3
 #endif
+#ifndef QF_UDP_NO_MMSG /* build switch to exercise the portable loops on Linux */
 #define QF_HAVE_MMSG 1
+#endif
 /* Linux takes an int in an IP_TOS cmsg; the BSDs and macOS want one byte. */
 typedef int qf_tos_t;
 #else

@@ -355,3 +355,11 @@ def test_close(states):
         st.recv_batch()
     with pytest.raises(OSError):
         st.send(b"x", ("127.0.0.1", 9))
+
+
+def test_oversized_datagram_dropped(states):
+    a, b = states(), states(max_batch=4, buffer_size=4 * 1024)
+    a.send(b"x" * 2000, b.sock.getsockname())
+    a.send(b"small", b.sock.getsockname())
+    got, _ = receive(b, 1)
+    assert [d for d, _, _ in got] == [b"small"]

@@ -1,0 +1,192 @@
+"""The TLS 1.3 key schedule and transcript hash.
+
+Implements RFC 8446 §7.1 (HKDF-Extract, HKDF-Expand-Label, Derive-Secret and
+the early/handshake/master secret chain), §4.4.1 (transcript hash, including
+the synthetic ``message_hash`` that replaces ClientHello1 after a
+HelloRetryRequest), §4.4.4 (Finished verify_data), §4.2.11.2 (PSK binders)
+and §4.6.1 (resumption PSK from a ticket nonce). Checked bit for bit against
+RFC 8448 §3 and §4 in tests/unit/tls/test_key_schedule.py.
+
+HKDF is computed with the standard library's one-shot ``hmac.digest``: every
+TLS 1.3 expansion fits in a single HMAC block (output <= hash length), and
+this avoids constructing a ``cryptography`` HKDF object per label.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from enum import IntEnum
+
+__all__ = [
+    "CipherSuite",
+    "CIPHER_SUITE_HASH",
+    "KeySchedule",
+    "Transcript",
+    "hkdf_extract",
+    "hkdf_expand_label",
+]
+
+
+class CipherSuite(IntEnum):
+    """TLS 1.3 cipher suites usable with QUIC (RFC 8446 §B.4, RFC 9001 §5.3)."""
+
+    AES_128_GCM_SHA256 = 0x1301
+    AES_256_GCM_SHA384 = 0x1302
+    CHACHA20_POLY1305_SHA256 = 0x1303
+
+
+#: hashlib name of each suite's HKDF/transcript hash
+CIPHER_SUITE_HASH: dict[int, str] = {
+    CipherSuite.AES_128_GCM_SHA256: "sha256",
+    CipherSuite.AES_256_GCM_SHA384: "sha384",
+    CipherSuite.CHACHA20_POLY1305_SHA256: "sha256",
+}
+
+_HASH_LENGTH = {"sha256": 32, "sha384": 48}
+_EMPTY_HASH = {name: hashlib.new(name).digest() for name in _HASH_LENGTH}
+_hmac_digest = hmac.digest
+
+
+def hkdf_extract(hash_name: str, salt: bytes, ikm: bytes) -> bytes:
+    """HKDF-Extract(salt, IKM) (RFC 5869 §2.2)."""
+    return _hmac_digest(salt or bytes(_HASH_LENGTH[hash_name]), ikm, hash_name)
+
+
+def hkdf_expand_label(
+    hash_name: str, secret: bytes, label: bytes, context: bytes, length: int
+) -> bytes:
+    """HKDF-Expand-Label(Secret, Label, Context, Length) (RFC 8446 §7.1).
+
+    ``label`` is given without the ``"tls13 "`` prefix, as bytes.
+    """
+    full_label = b"tls13 " + label
+    info = (
+        length.to_bytes(2, "big")
+        + bytes((len(full_label),))
+        + full_label
+        + bytes((len(context),))
+        + context
+    )
+    hash_length = _HASH_LENGTH[hash_name]
+    if length <= hash_length:
+        return _hmac_digest(secret, info + b"\x01", hash_name)[:length]
+    output = b""
+    block = b""
+    counter = 1
+    while len(output) < length:
+        block = _hmac_digest(secret, block + info + bytes((counter,)), hash_name)
+        output += block
+        counter += 1
+    return output[:length]
+
+
+class Transcript:
+    """The running transcript hash (RFC 8446 §4.4.1).
+
+    Until the cipher suite (and so the hash) is known, messages are kept and
+    hashed once :meth:`set_hash` is called.
+    """
+
+    __slots__ = ("hash_name", "_hash", "_pending")
+
+    def __init__(self, hash_name: str | None = None) -> None:
+        self.hash_name = hash_name
+        self._hash = hashlib.new(hash_name) if hash_name else None
+        self._pending: list[bytes] = []
+
+    def set_hash(self, hash_name: str) -> None:
+        """Fix the hash algorithm and absorb any pending messages."""
+        self.hash_name = hash_name
+        self._hash = hashlib.new(hash_name)
+        for message in self._pending:
+            self._hash.update(message)
+        self._pending = []
+
+    def update(self, message: bytes) -> None:
+        """Append one complete handshake message (header included)."""
+        if self._hash is None:
+            self._pending.append(message)
+        else:
+            self._hash.update(message)
+
+    def digest(self) -> bytes:
+        """Hash of every message so far."""
+        return self._hash.copy().digest()
+
+    def digest_with(self, partial: bytes) -> bytes:
+        """Hash of every message so far followed by ``partial`` (not recorded)."""
+        h = self._hash.copy()
+        h.update(partial)
+        return h.digest()
+
+    def restart_for_retry(self) -> None:
+        """Replace ClientHello1 with ``message_hash`` (RFC 8446 §4.4.1)."""
+        first_hello_hash = self._hash.digest()
+        self._hash = hashlib.new(self.hash_name)
+        self._hash.update(bytes((254, 0, 0, len(first_hello_hash))) + first_hello_hash)
+
+
+class KeySchedule:
+    """The secret chain of one connection for one cipher suite (RFC 8446 §7.1).
+
+    Call in order: :meth:`extract` with the PSK (or ``None``), then
+    :meth:`extract` with the (EC)DHE shared secret, then :meth:`extract` with
+    ``None`` for the master secret; :meth:`derive_secret` between the steps.
+    """
+
+    __slots__ = ("cipher_suite", "hash_name", "hash_length", "secret", "generation")
+
+    def __init__(self, cipher_suite: int) -> None:
+        self.cipher_suite = CipherSuite(cipher_suite)
+        self.hash_name = CIPHER_SUITE_HASH[cipher_suite]
+        self.hash_length = _HASH_LENGTH[self.hash_name]
+        #: the current early, handshake or master secret
+        self.secret: bytes | None = None
+        #: 0 before the early secret, then 1 (early), 2 (handshake), 3 (master)
+        self.generation = 0
+
+    def extract(self, ikm: bytes | None) -> bytes:
+        """Advance to the next secret; ``None`` stands for a zero-filled key."""
+        if ikm is None:
+            ikm = bytes(self.hash_length)
+        if self.secret is None:
+            salt = bytes(self.hash_length)
+        else:
+            salt = self.derive_secret(b"derived", _EMPTY_HASH[self.hash_name])
+        self.secret = _hmac_digest(salt, ikm, self.hash_name)
+        self.generation += 1
+        return self.secret
+
+    def derive_secret(self, label: bytes, transcript_hash: bytes) -> bytes:
+        """Derive-Secret(current secret, label, messages) given their hash."""
+        return hkdf_expand_label(
+            self.hash_name, self.secret, label, transcript_hash, self.hash_length
+        )
+
+    def finished_verify_data(self, base_key: bytes, transcript_hash: bytes) -> bytes:
+        """Finished.verify_data for ``base_key`` (RFC 8446 §4.4.4)."""
+        finished_key = hkdf_expand_label(
+            self.hash_name, base_key, b"finished", b"", self.hash_length
+        )
+        return _hmac_digest(finished_key, transcript_hash, self.hash_name)
+
+    def binder(self, is_external: bool, truncated_hello_hash: bytes) -> bytes:
+        """PSK binder over a truncated ClientHello (RFC 8446 §4.2.11.2).
+
+        Must be called right after the early-secret :meth:`extract`.
+        """
+        label = b"ext binder" if is_external else b"res binder"
+        binder_key = self.derive_secret(label, _EMPTY_HASH[self.hash_name])
+        return self.finished_verify_data(binder_key, truncated_hello_hash)
+
+    def resumption_psk(self, resumption_master_secret: bytes, ticket_nonce: bytes) -> bytes:
+        """The PSK for a ticket (RFC 8446 §4.6.1)."""
+        return hkdf_expand_label(
+            self.hash_name, resumption_master_secret, b"resumption", ticket_nonce,
+            self.hash_length,
+        )
+
+    def empty_hash(self) -> bytes:
+        """Hash of the empty string for this suite."""
+        return _EMPTY_HASH[self.hash_name]

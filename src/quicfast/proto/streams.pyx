@@ -243,8 +243,11 @@ cdef class SendBuffer:
         cdef uint64_t released
         if self.is_reset:
             return
-        if fin and self.fin_sent:
+        if fin and self.fin_written:
+            # Also covers a late ACK for a FIN already declared lost: it
+            # arrived, so it need not go again.
             self.fin_acked = True
+            self.fin_sent = True
         if start >= end:
             return
         self._acked.add(start, end)

@@ -170,6 +170,8 @@ def _alert(description: int, message: str) -> AlertError:
 
 
 def _is_ip_address(name: str) -> bool:
+    if ":" not in name and not name.replace(".", "").isdigit():
+        return False  # cheap test first: ip_address() is slow on failure
     try:
         ipaddress.ip_address(name)
     except ValueError:
@@ -184,13 +186,13 @@ def _parse_certificates(ders: list[bytes]) -> list[x509.Certificate]:
         raise _alert(_A.bad_certificate, f"unparsable certificate: {exc}") from None
 
 
-def _leaf_schemes(certificate: x509.Certificate) -> tuple[int, ...]:
+def _leaf_key_and_schemes(certificate: x509.Certificate) -> tuple[Any, tuple[int, ...]]:
     try:
         public_key = certificate.public_key()
     except (ValueError, TypeError) as exc:  # unsupported key type
         raise _alert(_A.unsupported_certificate, f"unsupported certificate key: {exc}") from None
     pss_key = certificate.public_key_algorithm_oid == PublicKeyAlgorithmOID.RSASSA_PSS
-    return schemes_for_key(public_key, pss_key)
+    return public_key, schemes_for_key(public_key, pss_key)
 
 
 class _Handshake:
@@ -366,14 +368,14 @@ class _Handshake:
         scheme = certificate_verify.algorithm
         if scheme not in self.config.signature_algorithms:
             raise _alert(_A.illegal_parameter, f"signature scheme {scheme:#06x} was not offered")
-        leaf = self.peer_certificates[0]
-        if scheme not in _leaf_schemes(leaf):
+        public_key, schemes = _leaf_key_and_schemes(self.peer_certificates[0])
+        if scheme not in schemes:
             raise _alert(
                 _A.illegal_parameter,
                 f"signature scheme {scheme:#06x} does not match the certificate key",
             )
         content = certificate_verify_content(context, self._transcript.digest())
-        verify(leaf.public_key(), scheme, certificate_verify.signature, content)
+        verify(public_key, scheme, certificate_verify.signature, content)
         self._transcript.update(message)
 
     def _run_verify_callback(self, server_name: str | None) -> None:

@@ -45,7 +45,10 @@ CIPHER_SUITE_HASH: dict[int, str] = {
 
 _HASH_LENGTH = {"sha256": 32, "sha384": 48}
 _EMPTY_HASH = {name: hashlib.new(name).digest() for name in _HASH_LENGTH}
-_hmac_digest = hmac.digest
+try:  # the C function behind hmac.digest, without its Python wrapper
+    from _hashlib import hmac_digest as _hmac_digest
+except ImportError:  # pragma: no cover
+    _hmac_digest = hmac.digest
 
 
 def hkdf_extract(hash_name: str, salt: bytes, ikm: bytes) -> bytes:
@@ -79,6 +82,14 @@ def hkdf_expand_label(
         output += block
         counter += 1
     return output[:length]
+
+
+_ZEROS = {name: bytes(length) for name, length in _HASH_LENGTH.items()}
+_ZERO_EARLY_SECRET = {name: _hmac_digest(_ZEROS[name], _ZEROS[name], name) for name in _HASH_LENGTH}
+_ZERO_EARLY_DERIVED = {
+    name: hkdf_expand_label(name, _ZERO_EARLY_SECRET[name], b"derived", _EMPTY_HASH[name], length)
+    for name, length in _HASH_LENGTH.items()
+}
 
 
 class Transcript:
@@ -148,14 +159,21 @@ class KeySchedule:
 
     def extract(self, ikm: bytes | None) -> bytes:
         """Advance to the next secret; ``None`` stands for a zero-filled key."""
-        if ikm is None:
-            ikm = bytes(self.hash_length)
-        if self.secret is None:
-            salt = bytes(self.hash_length)
-        else:
-            salt = self.derive_secret(b"derived", _EMPTY_HASH[self.hash_name])
-        self.secret = _hmac_digest(salt, ikm, self.hash_name)
+        hash_name = self.hash_name
         self.generation += 1
+        if ikm is None:
+            if self.secret is None:
+                # no PSK: the early secret is a per-hash constant
+                self.secret = _ZERO_EARLY_SECRET[hash_name]
+                return self.secret
+            ikm = _ZEROS[hash_name]
+        if self.secret is None:
+            salt = _ZEROS[hash_name]
+        elif self.secret is _ZERO_EARLY_SECRET[hash_name]:
+            salt = _ZERO_EARLY_DERIVED[hash_name]
+        else:
+            salt = self.derive_secret(b"derived", _EMPTY_HASH[hash_name])
+        self.secret = _hmac_digest(salt, ikm, hash_name)
         return self.secret
 
     def derive_secret(self, label: bytes, transcript_hash: bytes) -> bytes:

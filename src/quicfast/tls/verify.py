@@ -188,13 +188,7 @@ def verify_server_certificates(
 ) -> None:
     """Validate a server's chain (leaf first) for ``server_name`` at ``now``."""
     leaf = certificates[0]
-    _check_validity(certificates, now)
     name = server_name if check_hostname else None
-    if name is not None and not hostname_matches(leaf, name):
-        raise AlertError(
-            AlertDescription.bad_certificate,
-            f"hostname mismatch: certificate is not valid for {name!r}",
-        )
     try:
         verifier = (
             verification.PolicyBuilder()
@@ -204,6 +198,14 @@ def verify_server_certificates(
         )
         verifier.verify(leaf, list(certificates[1:]))
     except verification.VerificationError as exc:
+        # Parsing dates and subjectAltName is costly, so the cause is
+        # named only on failure.
+        _check_validity(certificates, now)
+        if name is not None and not hostname_matches(leaf, name):
+            raise AlertError(
+                AlertDescription.bad_certificate,
+                f"hostname mismatch: certificate is not valid for {name!r}",
+            ) from None
         raise _classify(exc) from None
     except ValueError as exc:
         raise AlertError(AlertDescription.bad_certificate, f"certificate rejected: {exc}") from None
@@ -213,13 +215,13 @@ def verify_client_certificates(
     store: verification.Store, certificates: Sequence[x509.Certificate], now: float
 ) -> None:
     """Validate a client's chain (leaf first) at ``now``."""
-    _check_validity(certificates, now)
     try:
         verifier = (
             verification.PolicyBuilder().store(store).time(_as_datetime(now)).build_client_verifier()
         )
         verifier.verify(certificates[0], list(certificates[1:]))
     except verification.VerificationError as exc:
+        _check_validity(certificates, now)
         raise _classify(exc) from None
     except ValueError as exc:
         raise AlertError(AlertDescription.bad_certificate, f"certificate rejected: {exc}") from None

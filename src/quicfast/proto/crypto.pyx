@@ -530,18 +530,18 @@ cdef class PacketProtection:
             raise ValueError(f"protect failed ({rv})")
         return rv
 
-    def unprotect_packet(self, buffer, Py_ssize_t packet_len, Py_ssize_t pn_offset, largest_pn):
+    def unprotect_packet(self, buffer, Py_ssize_t packet_len, Py_ssize_t pn_offset, long long largest_pn):
         """Unprotect one packet in place (``buffer`` is mutated on success only).
 
         :param largest_pn: largest packet number received in this space, or
-            -1 (or None) before the first one.
+            -1 before the first one.
         :returns: ``(pn, header_len, plaintext_len)``; the plaintext is
             ``buffer[header_len:header_len + plaintext_len]``.
         :raises CryptoError: when authentication fails or the packet is too
             short for the header protection sample.
         """
         cdef Py_buffer view
-        cdef uint64_t largest = UINT64_MAX if largest_pn is None or largest_pn < 0 else <uint64_t>largest_pn
+        cdef uint64_t largest = UINT64_MAX if largest_pn < 0 else <uint64_t>largest_pn
         cdef uint64_t pn = 0
         cdef Py_ssize_t header_len = 0
         _check_lengths(packet_len, pn_offset)

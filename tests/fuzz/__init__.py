@@ -1,0 +1,1 @@
+"""Fuzz targets: parsers fed random and mutated input raise only their documented errors."""

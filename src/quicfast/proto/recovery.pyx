@@ -39,7 +39,9 @@ Rules
   declared lost and acknowledged later (a spurious loss) does not call
   ``on_frame_acked`` again, because the engine has already scheduled its
   frames for retransmission (quinn and ngtcp2 behave the same way); it is
-  counted in `spurious_losses` and still reports ``on_ack_of_ack``.
+  counted in `spurious_losses` and still reports ``on_ack_of_ack`` -- but
+  only while the log still holds the record (it forgets settled records
+  once everything older is settled, so late ACKs are usually just ignored).
   Packets of a discarded space get no callback.
 * Persistent congestion (§7.6.2) is judged per space among the packets
   declared lost by one detection pass; an acknowledged packet sent between

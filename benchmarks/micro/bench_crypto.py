@@ -22,7 +22,8 @@ which is what the engine does when it flushes.
 
 Each figure is the best of several repeats of a timed loop (ns per packet).
 quicfast unprotects in place, so its loop first restores the protected bytes
-with a slice copy; that copy is timed separately and subtracted.
+with a bytearray-to-bytearray slice copy (about 60 ns for 1200 bytes); that
+copy is timed separately and subtracted.
 """
 
 import argparse
@@ -90,7 +91,8 @@ def quicfast_cases(size):
 
     sealed = bytearray(short_header(5) + os.urandom(payload_len) + bytes(TAG))
     aead.seal_into(sealed, HEADER_LEN, payload_len, 5)
-    sealed = bytes(sealed)
+    # bytearray source: bytes -> bytearray slice assignment is ~4x slower.
+    sealed = bytearray(sealed)
     opened = bytearray(sealed)
     open_into = aead.open_into
 
@@ -101,7 +103,7 @@ def quicfast_cases(size):
 
     pristine = bytearray(short_header(5) + os.urandom(payload_len) + bytes(TAG))
     send.protect_packet(pristine, HEADER_LEN, PN_OFFSET, PN_LEN, payload_len, 5)
-    pristine = bytes(pristine)
+    pristine = bytearray(pristine)
     work = bytearray(pristine)
     unprotect = recv.unprotect_packet
 

@@ -481,6 +481,8 @@ cdef class PacketProtection:
         the protected length, or CRYPTO_ERR_SAMPLE when the payload is too
         short to sample (pad it), or another negative CRYPTO_ERR_*.
         """
+        if self.aead is None or self.hp is None:  # public attributes: Python may clear them
+            return CRYPTO_ERR_CRYPTO
         if header_len < 0 or pn_offset < 0 or payload_len < 0:
             return CRYPTO_ERR_LENGTH
         return qf_packet_protect(&self.aead.ctx, &self.hp.ctx, packet, <size_t>header_len,
@@ -491,6 +493,8 @@ cdef class PacketProtection:
         ``pn_offsets`` relative to each packet) in one C call.  Returns 0 or the
         first negative CRYPTO_ERR_*; the offsets and lengths must not be negative.
         """
+        if self.aead is None or self.hp is None:
+            return CRYPTO_ERR_CRYPTO
         if count < 0:
             return CRYPTO_ERR_LENGTH
         return qf_packet_protect_batch(&self.aead.ctx, &self.hp.ctx, buf, <size_t>count,
@@ -506,6 +510,8 @@ cdef class PacketProtection:
         unchanged), CRYPTO_ERR_SAMPLE or another negative CRYPTO_ERR_*.
         """
         cdef size_t header_len = 0
+        if self.aead is None or self.hp is None:
+            return CRYPTO_ERR_CRYPTO
         if packet_len < 0 or pn_offset < 0:
             return CRYPTO_ERR_LENGTH
         cdef long rv = qf_packet_unprotect(&self.aead.ctx, &self.hp.ctx, packet, <size_t>packet_len,

@@ -298,6 +298,11 @@ def test_argument_checks():
         pp.protect_packet(bytearray(200), 9, 5, 5, 100, 0)  # pn_len > 4
     with pytest.raises(ValueError):
         pp.protect_packet(bytearray(200), 9, 4, 4, 100, 0)  # pn not the last header field
+    pp.aead = None  # a cleared public attribute is an error, not a crash
+    with pytest.raises(ValueError):
+        pp.protect_packet(bytearray(200), 9, 5, 4, 100, 0)
+    with pytest.raises(ValueError):
+        pp.unprotect_packet(bytearray(200), 200, 5, -1)
 
 
 # --- batch ------------------------------------------------------------------------

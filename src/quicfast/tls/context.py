@@ -182,8 +182,22 @@ def _is_ip_address(name: str) -> bool:
 def _parse_certificates(ders: list[bytes]) -> list[x509.Certificate]:
     try:
         return [x509.load_der_x509_certificate(der) for der in ders]
-    except ValueError as exc:
+    except Exception as exc:  # ValueError, x509.InvalidVersion, ...
         raise _alert(_A.bad_certificate, f"unparsable certificate: {exc}") from None
+
+
+def _verify_chain(check: Callable[..., None], *args: Any) -> None:
+    """Run a chain check, reporting malformed certificates as bad_certificate.
+
+    cryptography parses certificate fields lazily, so a malformed field may
+    only surface during verification, as ValueError or an x509 exception.
+    """
+    try:
+        check(*args)
+    except AlertError:
+        raise
+    except Exception as exc:
+        raise _alert(_A.bad_certificate, f"malformed certificate: {exc}") from None
 
 
 def _leaf_key_and_schemes(certificate: x509.Certificate) -> tuple[Any, tuple[int, ...]]:
@@ -652,7 +666,8 @@ class ClientHandshake(_Handshake):
         self.peer_certificates = _parse_certificates(certificate.certificates)
         config = self.config
         if config.effective_verify_mode(True) != ssl.CERT_NONE:
-            verify_server_certificates(
+            _verify_chain(
+                verify_server_certificates,
                 config.trust_store(),
                 self.peer_certificates,
                 self.server_name,
@@ -1023,7 +1038,9 @@ class ServerHandshake(_Handshake):
             self._state = _State.SERVER_WAIT_FINISHED
             return
         self.peer_certificates = _parse_certificates(certificate.certificates)
-        verify_client_certificates(config.trust_store(), self.peer_certificates, config.clock())
+        _verify_chain(
+            verify_client_certificates, config.trust_store(), self.peer_certificates, config.clock()
+        )
         self._run_verify_callback(None)
         self._transcript.update(message)
         self._state = _State.SERVER_WAIT_CERTIFICATE_VERIFY

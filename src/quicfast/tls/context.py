@@ -579,8 +579,11 @@ class ClientHandshake(_Handshake):
         if self._transcript.hash_name is None:
             self._transcript.set_hash(hash_name)
         self._transcript.update(message)
-        self._key_schedule = KeySchedule(hello.cipher_suite)
-        self._key_schedule.extract(psk)
+        if psk is not None and self._psk_schedule.cipher_suite == hello.cipher_suite:
+            self._key_schedule = self._psk_schedule  # early secret already extracted
+        else:
+            self._key_schedule = KeySchedule(hello.cipher_suite)
+            self._key_schedule.extract(psk)
         self._derive_handshake_secrets(key_share.exchange(server_share))
         self._key_shares = {}
         self._state = _State.CLIENT_WAIT_ENCRYPTED_EXTENSIONS

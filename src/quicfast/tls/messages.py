@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import IntEnum
+from functools import lru_cache
 
 from .alerts import AlertDescription, AlertError
 
@@ -221,6 +222,12 @@ def uint16_vector(values: list[int], length_size: int = 2) -> bytes:
     return len(body).to_bytes(length_size, "big") + body
 
 
+@lru_cache(maxsize=256)
+def _cached_uint16_extension(ext_type: int, values: tuple[int, ...], length_size: int) -> bytes:
+    """A uint16-list extension; the same config produces the same bytes."""
+    return extension(ext_type, uint16_vector(list(values), length_size))
+
+
 def handshake_message(msg_type: int, body: bytes) -> bytes:
     """Prefix ``body`` with the 4-byte handshake header (RFC 8446 §4)."""
     return bytes((msg_type,)) + len(body).to_bytes(3, "big") + body
@@ -400,18 +407,20 @@ def push_client_hello(hello: ClientHello) -> bytes:
         exts.append(extension(ExtensionType.server_name, vec2(b"\x00" + vec2(name))))
     if hello.supported_versions is not None:
         exts.append(
-            extension(
-                ExtensionType.supported_versions, uint16_vector(hello.supported_versions, 1)
+            _cached_uint16_extension(
+                ExtensionType.supported_versions, tuple(hello.supported_versions), 1
             )
         )
     if hello.supported_groups is not None:
         exts.append(
-            extension(ExtensionType.supported_groups, uint16_vector(hello.supported_groups))
+            _cached_uint16_extension(
+                ExtensionType.supported_groups, tuple(hello.supported_groups), 2
+            )
         )
     if hello.signature_algorithms is not None:
         exts.append(
-            extension(
-                ExtensionType.signature_algorithms, uint16_vector(hello.signature_algorithms)
+            _cached_uint16_extension(
+                ExtensionType.signature_algorithms, tuple(hello.signature_algorithms), 2
             )
         )
     if hello.signature_algorithms_cert is not None:

@@ -73,8 +73,9 @@ class TLSConfig:
             Group.SECP256R1,
             Group.SECP384R1,
         ]
-        #: number of leading groups a client sends key shares for
-        self.key_share_count: int = 1
+        #: number of leading groups a client sends key shares for (2, as browsers do:
+        #: X25519MLKEM768 and x25519, so servers without HelloRetryRequest still agree)
+        self.key_share_count: int = 2
         #: cipher suites, most preferred first
         self.cipher_suites: list[CipherSuite] = [
             CipherSuite.AES_128_GCM_SHA256,

@@ -17,7 +17,7 @@ from cryptography.x509.oid import NameOID
 
 
 @dataclass(frozen=True)
-class TestPki:
+class PkiPaths:
     ca_file: str
     cert_file: str
     key_file: str
@@ -29,7 +29,7 @@ def _name(cn: str) -> x509.Name:
 
 
 @functools.lru_cache(maxsize=None)
-def test_pki() -> TestPki:
+def pki_paths() -> PkiPaths:
     now = datetime.datetime.now(datetime.timezone.utc)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca = (
@@ -65,4 +65,4 @@ def test_pki() -> TestPki:
     with open(paths["key.pem"], "wb") as f:
         f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                   serialization.NoEncryption()))
-    return TestPki(paths["ca.pem"], paths["cert.pem"], paths["key.pem"], directory)
+    return PkiPaths(paths["ca.pem"], paths["cert.pem"], paths["key.pem"], directory)

@@ -8,7 +8,7 @@ from quicfast.config import Config
 from quicfast.proto.connection import Connection
 from quicfast.proto.packet import pull_header
 from quicfast.tls import TLSConfig
-from tests.helpers.certs import test_pki
+from tests.helpers.certs import pki_paths
 
 ALPN = "quicfast-test"
 CLIENT_ADDR = ("127.0.0.1", 50000)
@@ -17,7 +17,7 @@ SERVER_ADDR = ("127.0.0.1", 4433)
 
 def client_tls(**kw) -> TLSConfig:
     tls = TLSConfig()
-    tls.load_verify_locations(cafile=test_pki().ca_file)
+    tls.load_verify_locations(cafile=pki_paths().ca_file)
     tls.set_alpn_protocols([ALPN])
     for k, v in kw.items():
         setattr(tls, k, v)
@@ -26,7 +26,7 @@ def client_tls(**kw) -> TLSConfig:
 
 def server_tls() -> TLSConfig:
     tls = TLSConfig()
-    tls.load_cert_chain(test_pki().cert_file, test_pki().key_file)
+    tls.load_cert_chain(pki_paths().cert_file, pki_paths().key_file)
     tls.set_alpn_protocols([ALPN])
     return tls
 

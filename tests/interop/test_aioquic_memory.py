@@ -10,7 +10,7 @@ from quicfast.proto import events
 from tests.helpers.engines import (
     ALPN, CLIENT_ADDR, SERVER_ADDR, drain_events, quicfast_client, quicfast_server_for, server_tls,
 )
-from tests.helpers.certs import test_pki
+from tests.helpers.certs import pki_paths
 
 aioquic = pytest.importorskip("aioquic", reason="aioquic (a test dependency) is not installed")
 from aioquic.quic import events as aev  # noqa: E402
@@ -31,7 +31,7 @@ def test_quicfast_client_uploads_to_aioquic_server(size):
     payload = os.urandom(size)
     client = quicfast_client()
     config = QuicConfiguration(is_client=False, alpn_protocols=[ALPN])
-    config.load_cert_chain(test_pki().cert_file, test_pki().key_file)
+    config.load_cert_chain(pki_paths().cert_file, pki_paths().key_file)
     server = QuicConnection(configuration=config,
                             original_destination_connection_id=client.original_destination_connection_id)
     now = 0.0
@@ -65,7 +65,7 @@ def test_quicfast_client_uploads_to_aioquic_server(size):
 def test_aioquic_client_downloads_from_quicfast_server(size):
     payload = os.urandom(size)
     config = QuicConfiguration(is_client=True, alpn_protocols=[ALPN], server_name="localhost")
-    config.load_verify_locations(test_pki().ca_file)
+    config.load_verify_locations(pki_paths().ca_file)
     client = QuicConnection(configuration=config)
     now = 0.0
     client.connect(SERVER_ADDR, now)
@@ -102,7 +102,7 @@ def test_aioquic_client_downloads_from_quicfast_server(size):
 def test_application_close_code_reaches_aioquic():
     client = quicfast_client()
     config = QuicConfiguration(is_client=False, alpn_protocols=[ALPN])
-    config.load_cert_chain(test_pki().cert_file, test_pki().key_file)
+    config.load_cert_chain(pki_paths().cert_file, pki_paths().key_file)
     server = QuicConnection(configuration=config,
                             original_destination_connection_id=client.original_destination_connection_id)
     now = 0.0

@@ -241,12 +241,12 @@ def test_buffer_warning_when_limit_too_low(tmp_path):
     want = rmem_max * 4
     script = textwrap.dedent(f"""
         import os, socket, sys
+        from quicfast._udp import UdpSocketState  # import while the stdlib is still readable
         if os.geteuid() == 0:
             try:
                 os.setgid(65534); os.setuid(65534)  # lose CAP_NET_ADMIN (SO_RCVBUFFORCE)
             except OSError:
                 sys.exit(3)
-        from quicfast._udp import UdpSocketState
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         st = UdpSocketState(s, buffer_size={want})
         print(st.warning)

@@ -1,0 +1,296 @@
+"""`Connection`: one QUIC connection in the asyncio API (quic-go's
+Connection / EarlyConnection in Python's idiom).
+
+It wraps a sans-I/O engine (`quicfast.proto.connection.Connection`) that
+its `Transport` feeds with datagrams and timer expiries; here engine events
+become stream objects, accept queues, futures and exceptions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import dataclasses
+from typing import TYPE_CHECKING, Optional, Union
+
+from . import errors
+from .proto import events
+from .stream import ReceiveStream, SendStream, Stream
+
+if TYPE_CHECKING:
+    from .transport import Transport
+
+__all__ = ["Connection", "EarlyConnection", "ConnectionState"]
+
+MAX_QUEUED_DATAGRAMS = 1024
+
+
+@dataclasses.dataclass(frozen=True)
+class ConnectionState:
+    """What `Connection.connection_state()` reports (quic-go ConnectionState)."""
+
+    #: tls holds the TLS details: cipher_suite, group, server_name, peer_certificates, session_resumed.
+    tls: dict
+    alpn_protocol: Optional[str]
+    supports_datagrams: bool
+    used_0rtt: bool
+    version: int
+    gso: bool
+
+
+class Connection:
+    """A QUIC connection. Obtained from `Transport.dial()` or `Listener.accept()`."""
+
+    def __init__(self, transport: "Transport", engine, remote_addr, is_client: bool) -> None:
+        self._transport = transport
+        self._engine = engine
+        self._remote_addr = remote_addr
+        self.is_client = is_client
+        loop = asyncio.get_running_loop()
+        self._handshake_done: asyncio.Future = loop.create_future()
+        self._closed: asyncio.Future = loop.create_future()
+        self._streams: dict[int, Union[Stream, ReceiveStream, SendStream]] = {}
+        self._incoming_bidi: collections.deque = collections.deque()
+        self._incoming_uni: collections.deque = collections.deque()
+        self._incoming_waiter = asyncio.Event()
+        self._streams_available = asyncio.Event()
+        self._datagrams: collections.deque = collections.deque(maxlen=MAX_QUEUED_DATAGRAMS)
+        self._datagram_waiter = asyncio.Event()
+        self._drain_watchers: set = set()
+        self._timer_handle: Optional[asyncio.TimerHandle] = None
+        self._timer_at: Optional[float] = None
+        self._close_transport_on_close = False
+        self._on_closed_callbacks: list = []
+
+    # -- what the application calls -------------------------------------
+
+    @property
+    def local_addr(self):
+        return self._transport.local_addr
+
+    @property
+    def remote_addr(self):
+        return self._remote_addr
+
+    async def handshake_complete(self) -> None:
+        """Wait until the TLS handshake has completed (quic-go HandshakeComplete)."""
+        await asyncio.shield(self._handshake_done)
+
+    async def accept_stream(self) -> Stream:
+        """Wait for the peer to open a bidirectional stream."""
+        return await self._accept(self._incoming_bidi)
+
+    async def accept_uni_stream(self) -> ReceiveStream:
+        """Wait for the peer to open a unidirectional stream."""
+        return await self._accept(self._incoming_uni)
+
+    async def _accept(self, queue: collections.deque):
+        while True:
+            if queue:
+                return queue.popleft()
+            self._raise_if_closed()
+            self._incoming_waiter.clear()
+            await self._incoming_waiter.wait()
+
+    def open_stream(self) -> Stream:
+        """Open a bidirectional stream now.
+
+        :raises StreamLimitReachedError: when the peer's limit is reached (see `open_stream_sync`).
+        """
+        self._raise_if_closed()
+        sid = self._engine.open_stream(False)
+        stream = Stream(self, sid)
+        self._streams[sid] = stream
+        return stream
+
+    def open_uni_stream(self) -> SendStream:
+        """Open a unidirectional (send-only) stream now."""
+        self._raise_if_closed()
+        sid = self._engine.open_stream(True)
+        stream = SendStream(self, sid)
+        self._streams[sid] = stream
+        return stream
+
+    async def open_stream_sync(self) -> Stream:
+        """Open a bidirectional stream, waiting for the peer's credit if needed."""
+        while not self._engine.can_open_stream(False):
+            self._raise_if_closed()
+            self._streams_available.clear()
+            await self._streams_available.wait()
+        return self.open_stream()
+
+    async def open_uni_stream_sync(self) -> SendStream:
+        """Open a unidirectional stream, waiting for the peer's credit if needed."""
+        while not self._engine.can_open_stream(True):
+            self._raise_if_closed()
+            self._streams_available.clear()
+            await self._streams_available.wait()
+        return self.open_uni_stream()
+
+    def can_open_stream(self, unidirectional: bool = False) -> bool:
+        """Whether `open_stream()` would succeed now."""
+        return self._engine.can_open_stream(unidirectional)
+
+    def send_datagram(self, data: bytes) -> None:
+        """Send an unreliable DATAGRAM (RFC 9221).
+
+        :raises DatagramTooLargeError: when `data` cannot fit one packet.
+        :raises DatagramNotSupportedError: when the peer did not enable datagrams.
+        """
+        self._raise_if_closed()
+        self._engine.send_datagram_frame(data)
+        self._schedule_flush()
+
+    async def receive_datagram(self) -> bytes:
+        """Wait for the next DATAGRAM frame's payload."""
+        while True:
+            if self._datagrams:
+                return self._datagrams.popleft()
+            self._raise_if_closed()
+            self._datagram_waiter.clear()
+            await self._datagram_waiter.wait()
+
+    def close_with_error(self, error_code: int = 0, reason: str = "") -> None:
+        """Close the connection with an application error code (CONNECTION_CLOSE)."""
+        if self._closed.done():
+            return
+        self._engine.close(error_code, reason, True)
+        self._schedule_flush()
+
+    def close(self) -> None:
+        """Close with application error code 0."""
+        self.close_with_error(0, "")
+
+    async def wait_closed(self) -> BaseException:
+        """Wait until the connection is over; returns the exception saying why."""
+        return await asyncio.shield(self._closed)
+
+    def connection_state(self) -> ConnectionState:
+        tls = self._engine.tls
+        return ConnectionState(
+            tls={
+                "cipher_suite": getattr(tls, "cipher_suite", None),
+                "group": getattr(tls, "group", None),
+                "server_name": getattr(tls, "server_name", None),
+                "peer_certificates": list(getattr(tls, "peer_certificates", None) or []),
+                "session_resumed": bool(getattr(tls, "session_resumed", False)),
+            },
+            alpn_protocol=self._engine.alpn_protocol,
+            supports_datagrams=self._engine.datagrams_supported,
+            used_0rtt=self._engine.early_data_accepted,
+            version=self._engine.version,
+            gso=self._transport.gso_supported,
+        )
+
+    def stats(self) -> dict:
+        """RTT, congestion window, bytes and packets sent/lost (quic-go ConnectionStats)."""
+        return self._engine.stats()
+
+    @property
+    def close_error(self) -> Optional[BaseException]:
+        """Why the connection closed, or None while it is open."""
+        return self._closed.result() if self._closed.done() else None
+
+    async def __aenter__(self) -> "Connection":
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        self.close()
+        try:
+            await asyncio.wait_for(self.wait_closed(), 2.0)
+        except asyncio.TimeoutError:
+            pass
+
+    # -- what the transport calls --------------------------------------
+
+    def _raise_if_closed(self) -> None:
+        if self._closed.done():
+            raise self._closed.result()
+
+    def _schedule_flush(self) -> None:
+        self._transport._schedule_flush(self)
+
+    def _watch_drain(self, stream) -> None:
+        self._drain_watchers.add(stream)
+
+    def _stream_for(self, sid: int):
+        stream = self._streams.get(sid)
+        if stream is None:
+            local = (sid & 1) == (0 if self.is_client else 1)
+            if sid & 2:
+                stream = SendStream(self, sid) if local else ReceiveStream(self, sid)
+            else:
+                stream = Stream(self, sid)
+            self._streams[sid] = stream
+        return stream
+
+    def _process_events(self) -> None:
+        engine = self._engine
+        while True:
+            event = engine.next_event()
+            if event is None:
+                break
+            kind = type(event)
+            if kind is events.StreamDataAvailable:
+                stream = self._streams.get(event.stream_id)
+                if stream is not None:
+                    stream._notify_readable()
+            elif kind is events.StreamOpened:
+                stream = self._stream_for(event.stream_id)
+                (self._incoming_uni if event.stream_id & 2 else self._incoming_bidi).append(stream)
+                self._incoming_waiter.set()
+            elif kind is events.HandshakeCompleted:
+                if not self._handshake_done.done():
+                    self._handshake_done.set_result(None)
+                self._transport._on_handshake_complete(self)
+            elif kind is events.StreamReset:
+                stream = self._streams.get(event.stream_id)
+                if isinstance(stream, ReceiveStream):
+                    stream._fail_read(errors.StreamError(event.stream_id, event.error_code, remote=True, kind="reset"))
+            elif kind is events.StopSendingReceived:
+                stream = self._streams.get(event.stream_id)
+                if isinstance(stream, SendStream):
+                    stream._fail_write(errors.StreamError(event.stream_id, event.error_code, remote=True, kind="stop_sending"))
+            elif kind is events.StreamsAvailable:
+                self._streams_available.set()
+            elif kind is events.DatagramReceived:
+                self._datagrams.append(event.data)
+                self._datagram_waiter.set()
+            elif kind is events.ConnectionIdIssued:
+                self._transport._add_route(event.connection_id, self)
+            elif kind is events.ConnectionIdRetired:
+                self._transport._remove_route(event.connection_id)
+            elif kind is events.ConnectionTerminated:
+                self._on_terminated(event.error)
+        if self._drain_watchers:
+            for stream in list(self._drain_watchers):
+                stream._check_drained()
+                if stream._drained.is_set():
+                    self._drain_watchers.discard(stream)
+
+    def _on_terminated(self, error: BaseException) -> None:
+        if self._closed.done():
+            return
+        self._closed.set_result(error)
+        if not self._handshake_done.done():
+            self._handshake_done.set_exception(error)
+            self._handshake_done.exception()  # mark retrieved: dial() re-raises it
+        for stream in self._streams.values():
+            if isinstance(stream, ReceiveStream):
+                stream._fail_read(error)
+            if isinstance(stream, SendStream):
+                stream._fail_write(error)
+        self._incoming_waiter.set()
+        self._streams_available.set()
+        self._datagram_waiter.set()
+        if self._timer_handle is not None:
+            self._timer_handle.cancel()
+            self._timer_handle = None
+        self._transport._on_connection_closed(self)
+        for callback in self._on_closed_callbacks:
+            callback(self)
+
+
+class EarlyConnection(Connection):
+    """A connection usable before its handshake completes (0-RTT / 0.5-RTT):
+    `await handshake_complete()` before relying on the peer's identity."""

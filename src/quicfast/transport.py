@@ -1,0 +1,511 @@
+"""`Transport`, `Listener` and the listen/dial helpers (quic-go's Transport
+API in Python's idiom).
+
+A Transport owns one UDP socket. It reads with one `recvmmsg` (+GRO) per
+readable event through `quicfast._udp`, routes each datagram by destination
+connection ID to its connection's sans-I/O engine, then lets every touched
+connection emit its events once and flushes what they have to send: one
+`fill_send_buffer` call builds up to 64 equal-size packets, sent with one
+GSO `sendmsg`. Each connection has at most one asyncio timer, re-armed only
+when its deadline changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import os
+import socket
+from typing import Callable, Optional
+
+from . import errors
+from ._udp import UdpSocketState
+from .config import Config
+from .connection import Connection, EarlyConnection
+from .proto.connection import Connection as Engine
+from .proto.packet import encode_version_negotiation, pull_header
+from .tls import TLSConfig
+
+__all__ = [
+    "Transport", "Listener", "EarlyListener",
+    "listen", "listen_addr", "listen_early", "listen_addr_early",
+    "dial", "dial_addr", "dial_early", "dial_addr_early",
+]
+
+MAX_DATAGRAMS_PER_FLUSH = 64
+MAX_NON_QUIC_QUEUE = 128
+SEND_BUFFER_SIZE = MAX_DATAGRAMS_PER_FLUSH * 1500
+
+
+class Listener:
+    """Accepts incoming connections (quic-go Listener). `async for conn in listener`."""
+
+    _early = False
+
+    def __init__(self, transport: "Transport", tls: TLSConfig, config: Config) -> None:
+        self._transport = transport
+        self.tls = tls
+        self.config = config
+        self._queue: collections.deque = collections.deque()
+        self._waiter = asyncio.Event()
+        self._closed = False
+        self._close_transport = False
+
+    @property
+    def addr(self):
+        return self._transport.local_addr
+
+    async def accept(self) -> Connection:
+        """Wait for the next connection whose handshake completed.
+
+        :raises ServerClosedError: once the listener is closed and the queue is empty.
+        """
+        while True:
+            if self._queue:
+                return self._queue.popleft()
+            if self._closed:
+                raise errors.ServerClosedError()
+            self._waiter.clear()
+            await self._waiter.wait()
+
+    def __aiter__(self):
+        return self
+
+    async def __anext__(self) -> Connection:
+        try:
+            return await self.accept()
+        except errors.ServerClosedError:
+            raise StopAsyncIteration
+
+    def _deliver(self, conn: Connection) -> None:
+        self._queue.append(conn)
+        self._waiter.set()
+
+    def close(self) -> None:
+        """Stop accepting. Handshakes in flight are refused with CONNECTION_REFUSED;
+        for a listener made by `listen_addr`, the transport and its connections close too."""
+        if self._closed:
+            return
+        self._closed = True
+        self._waiter.set()
+        self._transport._listener_closed(self)
+        if self._close_transport:
+            self._transport.close()
+
+    async def __aenter__(self):
+        return self
+
+    async def __aexit__(self, *exc):
+        self.close()
+
+
+class EarlyListener(Listener):
+    """A listener that hands out connections before their handshake completes (0.5-RTT)."""
+
+    _early = True
+
+
+class Transport:
+    """One UDP socket shared by any number of connections and at most one listener.
+
+    :param sock: a bound UDP socket (use `Transport.bind()` to make one).
+    :param connection_id_length: length of the CIDs we issue (4–20 bytes; quic-go's default is 4).
+    :param connection_id_generator: callable returning a new CID of that length.
+    :param stateless_reset_key: 32-byte key for stateless reset tokens.
+    """
+
+    def __init__(self, sock: socket.socket, *, connection_id_length: int = 4,
+                 connection_id_generator: Optional[Callable[[], bytes]] = None,
+                 stateless_reset_key: Optional[bytes] = None, token_generator_key: Optional[bytes] = None,
+                 max_token_age: float = 86400.0, disable_version_negotiation_packets: bool = False,
+                 tracer=None) -> None:
+        if not 4 <= connection_id_length <= 20 and not (connection_id_generator is None and connection_id_length == 0):
+            raise ValueError("connection_id_length must be 0 or 4..20")
+        self._loop = asyncio.get_running_loop()
+        self._sock = sock
+        self._udp = UdpSocketState(sock)
+        self.connection_id_length = connection_id_length
+        self._cid_generator = connection_id_generator or (lambda: os.urandom(connection_id_length))
+        self.stateless_reset_key = stateless_reset_key or os.urandom(32)
+        self.token_generator_key = token_generator_key or os.urandom(32)
+        self.max_token_age = max_token_age
+        self.disable_version_negotiation_packets = disable_version_negotiation_packets
+        self.tracer = tracer
+        self._routes: dict[bytes, Connection] = {}
+        self._connections: set[Connection] = set()
+        self._listener: Optional[Listener] = None
+        self._dirty: set[Connection] = set()
+        self._flush_scheduled = False
+        self._send_buffer = bytearray(SEND_BUFFER_SIZE)
+        self._non_quic: collections.deque = collections.deque(maxlen=MAX_NON_QUIC_QUEUE)
+        self._non_quic_waiter = asyncio.Event()
+        self._closed = False
+        self._loop.add_reader(sock.fileno(), self._on_readable)
+
+    @classmethod
+    async def bind(cls, host: str = "127.0.0.1", port: int = 0, **kw) -> "Transport":
+        """A Transport on a new UDP socket bound to (host, port)."""
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        if family == socket.AF_INET6 and host == "::":
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        sock.bind((host, port))
+        return cls(sock, **kw)
+
+    @property
+    def local_addr(self):
+        return self._sock.getsockname()
+
+    @property
+    def gso_supported(self) -> bool:
+        return bool(self._udp.gso_supported)
+
+    @property
+    def socket_warning(self) -> Optional[str]:
+        """Set when the kernel refused the socket buffer sizes we asked for."""
+        return self._udp.warning
+
+    # -- listening and dialing ---------------------------------------------
+
+    def listen(self, tls: TLSConfig, config: Optional[Config] = None) -> Listener:
+        """Accept connections on this transport (one listener at a time)."""
+        return self._make_listener(Listener, tls, config)
+
+    def listen_early(self, tls: TLSConfig, config: Optional[Config] = None) -> EarlyListener:
+        """Like `listen`, but connections are handed out before the handshake completes."""
+        return self._make_listener(EarlyListener, tls, config)
+
+    def _make_listener(self, kind, tls, config):
+        self._check_open()
+        if self._listener is not None:
+            raise RuntimeError("this transport already has a listener")
+        self._listener = kind(self, tls, config or Config())
+        return self._listener
+
+    async def dial(self, addr, tls: TLSConfig, config: Optional[Config] = None, *,
+                   server_name: Optional[str] = None, early: bool = False) -> Connection:
+        """Connect to `addr`; returns once the handshake completed (or at once
+        with `early=True`, for 0-RTT).
+
+        :raises ConnectionClosedError: (a subclass) when the handshake fails.
+        """
+        self._check_open()
+        config = config or Config()
+        addr = self._normalize_addr(addr)
+        name = server_name or tls.server_name or addr[0]
+        ticket = None
+        store = getattr(tls, "session_ticket_store", None)
+        if store is not None and config.allow_0rtt:
+            try:
+                ticket = store.pop(name)
+            except Exception:
+                ticket = None
+        token = b""
+        if config.token_store is not None:
+            token = config.token_store.pop(name) or b""
+        engine = Engine(is_client=True, config=config, tls_config=tls, host_cid=self._new_cid(),
+                        peer_cid=os.urandom(8), server_name=name, stateless_reset_key=self.stateless_reset_key,
+                        session_ticket=ticket, token=token, now=self._loop.time(), peer_addr=addr)
+        conn = (EarlyConnection if early else Connection)(self, engine, addr, is_client=True)
+        self._register(conn)
+        engine.connect(addr, self._loop.time())
+        self._after_input(conn)
+        if early:
+            return conn
+        try:
+            await conn.handshake_complete()
+        except asyncio.CancelledError:
+            conn.close_with_error(0, "dial cancelled")
+            raise
+        return conn
+
+    async def dial_early(self, addr, tls: TLSConfig, config: Optional[Config] = None, **kw) -> EarlyConnection:
+        """Connect and return at once, so 0-RTT data can be sent with a resumption ticket."""
+        return await self.dial(addr, tls, config, early=True, **kw)
+
+    async def read_non_quic_packet(self) -> tuple[bytes, tuple]:
+        """Wait for a datagram that is not QUIC (first byte's fixed bit clear)."""
+        while not self._non_quic:
+            self._check_open()
+            self._non_quic_waiter.clear()
+            await self._non_quic_waiter.wait()
+        return self._non_quic.popleft()
+
+    def write_to(self, data: bytes, addr) -> None:
+        """Send a raw datagram from this transport's socket."""
+        self._check_open()
+        self._udp.send(data, self._normalize_addr(addr))
+
+    def close(self) -> None:
+        """Close every connection (CONNECTION_CLOSE, no error) and the socket."""
+        if self._closed:
+            return
+        for conn in list(self._connections):
+            conn.close()
+            self._flush_connection(conn)
+            conn._on_terminated(errors.TransportClosedError("transport closed"))
+        self._closed = True
+        self._non_quic_waiter.set()
+        if self._listener is not None:
+            self._listener._closed = True
+            self._listener._waiter.set()
+        self._loop.remove_reader(self._sock.fileno())
+        self._udp.close()
+
+    async def __aenter__(self) -> "Transport":
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        self.close()
+
+    # -- internals ----------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise errors.TransportClosedError("transport is closed")
+
+    def _normalize_addr(self, addr):
+        host, port = addr[0], addr[1]
+        if self._sock.family == socket.AF_INET6 and ":" not in host:
+            host = "::ffff:" + socket.gethostbyname(host)
+            return (host, port, 0, 0)
+        if self._sock.family == socket.AF_INET and not host[0].isdigit():
+            host = socket.gethostbyname(host)
+        return (host, port) if self._sock.family == socket.AF_INET else tuple(addr) + (0, 0)[: 4 - len(addr)]
+
+    def _new_cid(self) -> bytes:
+        for _ in range(8):
+            cid = self._cid_generator()
+            if len(cid) != self.connection_id_length:
+                raise ValueError("connection_id_generator returned a CID of the wrong length")
+            if cid not in self._routes:
+                return cid
+        raise RuntimeError("connection_id_generator keeps returning CIDs in use")
+
+    def _register(self, conn: Connection) -> None:
+        self._connections.add(conn)
+        for cid in conn._engine.host_connection_ids:
+            self._routes[cid] = conn
+
+    def _add_route(self, cid: bytes, conn: Connection) -> None:
+        self._routes[cid] = conn
+
+    def _remove_route(self, cid: bytes) -> None:
+        self._routes.pop(cid, None)
+
+    def _on_connection_closed(self, conn: Connection) -> None:
+        self._connections.discard(conn)
+        for cid in [cid for cid, c in self._routes.items() if c is conn]:
+            del self._routes[cid]
+        self._dirty.discard(conn)
+        if conn._close_transport_on_close:
+            self._loop.call_soon(self.close)
+
+    def _on_handshake_complete(self, conn: Connection) -> None:
+        listener = self._listener
+        if not conn.is_client and listener is not None and not listener._early:
+            if listener._closed:
+                conn._engine.close(0x02, "server closed", False)   # CONNECTION_REFUSED
+                self._schedule_flush(conn)
+            else:
+                listener._deliver(conn)
+
+    def _listener_closed(self, listener: Listener) -> None:
+        if self._listener is listener:
+            self._listener = None
+            for conn in list(self._connections):
+                if not conn.is_client and not conn._handshake_done.done():
+                    conn._engine.close(0x02, "server closed", False)
+                    self._schedule_flush(conn)
+
+    def _on_readable(self) -> None:
+        udp = self._udp
+        now = self._loop.time()
+        touched = set()
+        for _ in range(4):   # bounded: let other callbacks run between batches
+            try:
+                count = udp.recv_batch()
+            except OSError:
+                break
+            if count == 0:
+                break
+            buf = udp.buffer
+            for i in range(count):
+                offset = udp.offset(i)
+                data = buf[offset:offset + udp.length(i)]
+                addr = udp.addr(i)
+                conn = self._route(data, addr, now)
+                if conn is not None:
+                    conn._engine.receive_datagram(data, addr, now)
+                    touched.add(conn)
+            if count < 64:
+                break
+        for conn in touched:
+            self._after_input(conn)
+
+    def _route(self, data, addr, now) -> Optional[Connection]:
+        if not data:
+            return None
+        first = data[0]
+        if not first & 0x40 and not first & 0x80:
+            self._non_quic.append((bytes(data), addr))
+            self._non_quic_waiter.set()
+            return None
+        if first & 0x80:
+            try:
+                header = pull_header(data, self.connection_id_length)
+            except ValueError:
+                return None
+            conn = self._routes.get(header.dcid)
+            if conn is not None:
+                return conn
+            return self._accept_new(data, header, addr, now)
+        return self._routes.get(bytes(data[1:1 + self.connection_id_length]))
+
+    def _accept_new(self, data, header, addr, now) -> Optional[Connection]:
+        listener = self._listener
+        if listener is None or listener._closed:
+            return None
+        if header.version not in listener.config.versions:
+            if header.version != 0 and not self.disable_version_negotiation_packets and len(data) >= 1200:
+                self._udp.send(encode_version_negotiation(header.dcid, header.scid, listener.config.versions), addr)
+            return None
+        if header.packet_type != 0 or len(data) < 1200:
+            return None   # RFC 9000 §14.1: a client's first datagram is at least 1200 bytes
+        engine = Engine(is_client=False, config=listener.config, tls_config=listener.tls,
+                        host_cid=self._new_cid(), peer_cid=header.scid, original_dcid=header.dcid,
+                        stateless_reset_key=self.stateless_reset_key, version=header.version,
+                        now=now, peer_addr=addr)
+        conn = (EarlyConnection if listener._early else Connection)(self, engine, addr, is_client=False)
+        self._register(conn)
+        self._routes[header.dcid] = conn
+        if listener._early:
+            listener._deliver(conn)
+        return conn
+
+    def _after_input(self, conn: Connection) -> None:
+        conn._process_events()
+        self._flush_connection(conn)
+
+    def _schedule_flush(self, conn: Connection) -> None:
+        self._dirty.add(conn)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._loop.call_soon(self._flush_dirty)
+
+    def _flush_dirty(self) -> None:
+        self._flush_scheduled = False
+        dirty, self._dirty = self._dirty, set()
+        for conn in dirty:
+            self._flush_connection(conn)
+
+    def _flush_connection(self, conn: Connection) -> None:
+        if self._closed:
+            return
+        engine = conn._engine
+        buf = self._send_buffer
+        now = self._loop.time()
+        addr = conn._remote_addr
+        for _ in range(4):
+            count, segment, total = engine.fill_send_buffer(buf, MAX_DATAGRAMS_PER_FLUSH, now)
+            if count == 0:
+                break
+            try:
+                self._udp.send(memoryview(buf)[:total], addr, segment if count > 1 else 0)
+            except BlockingIOError:
+                break   # the socket is full: recovery treats these packets as lost
+            except OSError:
+                break
+            if count < MAX_DATAGRAMS_PER_FLUSH:
+                break
+        else:
+            # More to send: yield to the loop (fairness), then continue.
+            self._schedule_flush(conn)
+        conn._process_events()
+        self._arm_timer(conn)
+
+    def _arm_timer(self, conn: Connection) -> None:
+        when = conn._engine.get_timer()
+        if when == conn._timer_at:
+            return
+        if conn._timer_handle is not None:
+            conn._timer_handle.cancel()
+            conn._timer_handle = None
+        conn._timer_at = when
+        if when is not None:
+            conn._timer_handle = self._loop.call_at(when, self._on_timer, conn)
+
+    def _on_timer(self, conn: Connection) -> None:
+        conn._timer_handle = None
+        conn._timer_at = None
+        conn._engine.handle_timer(self._loop.time())
+        self._after_input(conn)
+
+
+# -- quic-go's package-level helpers ------------------------------------------
+
+def _split_addr(addr) -> tuple[str, int]:
+    if isinstance(addr, str):
+        host, _, port = addr.rpartition(":")
+        return host.strip("[]") or "0.0.0.0", int(port)
+    return addr[0], addr[1]
+
+
+async def listen(sock: socket.socket, tls: TLSConfig, config: Optional[Config] = None) -> Listener:
+    """Listen on an existing UDP socket; closing the listener closes its transport."""
+    listener = Transport(sock).listen(tls, config)
+    listener._close_transport = True
+    return listener
+
+
+async def listen_addr(addr, tls: TLSConfig, config: Optional[Config] = None) -> Listener:
+    """Listen on `addr` ("host:port" or a tuple); closing the listener closes its connections."""
+    host, port = _split_addr(addr)
+    transport = await Transport.bind(host, port)
+    listener = transport.listen(tls, config)
+    listener._close_transport = True
+    return listener
+
+
+async def listen_early(sock: socket.socket, tls: TLSConfig, config: Optional[Config] = None) -> EarlyListener:
+    listener = Transport(sock).listen_early(tls, config)
+    listener._close_transport = True
+    return listener
+
+
+async def listen_addr_early(addr, tls: TLSConfig, config: Optional[Config] = None) -> EarlyListener:
+    host, port = _split_addr(addr)
+    transport = await Transport.bind(host, port)
+    listener = transport.listen_early(tls, config)
+    listener._close_transport = True
+    return listener
+
+
+async def dial(sock: socket.socket, addr, tls: TLSConfig, config: Optional[Config] = None, **kw) -> Connection:
+    """Dial from an existing UDP socket (the transport stays open after the connection closes)."""
+    return await Transport(sock).dial(addr, tls, config, **kw)
+
+
+async def dial_addr(addr, tls: TLSConfig, config: Optional[Config] = None, **kw) -> Connection:
+    """Dial `addr` from a new socket that closes with the connection."""
+    host, port = _split_addr(addr)
+    transport = await Transport.bind("::" if ":" in host else "0.0.0.0", 0)
+    try:
+        conn = await transport.dial((host, port), tls, config, **kw)
+    except BaseException:
+        transport.close()
+        raise
+    conn._close_transport_on_close = True
+    return conn
+
+
+async def dial_early(sock: socket.socket, addr, tls: TLSConfig, config: Optional[Config] = None, **kw) -> EarlyConnection:
+    return await Transport(sock).dial_early(addr, tls, config, **kw)
+
+
+async def dial_addr_early(addr, tls: TLSConfig, config: Optional[Config] = None, **kw) -> EarlyConnection:
+    host, port = _split_addr(addr)
+    transport = await Transport.bind("::" if ":" in host else "0.0.0.0", 0)
+    conn = await transport.dial((host, port), tls, config, early=True, **kw)
+    conn._close_transport_on_close = True
+    return conn

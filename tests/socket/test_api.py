@@ -1,0 +1,208 @@
+"""The asyncio API over loopback, quicfast on both ends. Every test is
+bounded by asyncio.wait_for and uses 127.0.0.1 or ::1 only."""
+
+import asyncio
+import hashlib
+import os
+
+import pytest
+
+import quicfast
+from tests.helpers.engines import ALPN, client_tls, server_tls
+
+TIMEOUT = 30
+
+
+def run(coro):
+    return asyncio.run(asyncio.wait_for(coro, TIMEOUT))
+
+
+async def _server(host="127.0.0.1", config=None):
+    transport = await quicfast.Transport.bind(host, 0)
+    return transport, transport.listen(server_tls(), config)
+
+
+def test_echo_and_sha256_of_8_mib():
+    async def main():
+        transport, listener = await _server()
+        payload = os.urandom(8 << 20)
+
+        async def serve():
+            conn = await listener.accept()
+            stream = await conn.accept_stream()
+            digest = hashlib.sha256(await stream.read_all()).digest()
+            stream.write(digest)
+            stream.close()
+            await stream.drain()
+            await conn.wait_closed()
+
+        server_task = asyncio.create_task(serve())
+        conn = await quicfast.dial_addr(transport.local_addr, client_tls())
+        assert conn.connection_state().alpn_protocol == ALPN
+        stream = conn.open_stream()
+        for i in range(0, len(payload), 1 << 20):
+            stream.write(payload[i:i + (1 << 20)])
+            await stream.drain()
+        stream.close()
+        assert await stream.read_all() == hashlib.sha256(payload).digest()
+        conn.close_with_error(7, "done")
+        await conn.wait_closed()
+        await server_task
+        listener.close()
+        transport.close()
+
+    run(main())
+
+
+def test_application_close_code_seen_by_server():
+    async def main():
+        transport, listener = await _server()
+        conn = await quicfast.dial_addr(transport.local_addr, client_tls())
+        server_conn = await listener.accept()
+        conn.close_with_error(0x42, "bye")
+        error = await server_conn.wait_closed()
+        assert isinstance(error, quicfast.ApplicationError)
+        assert error.error_code == 0x42 and error.reason == "bye" and error.remote
+        transport.close()
+
+    run(main())
+
+
+def test_many_streams_and_uni_streams():
+    async def main():
+        transport, listener = await _server()
+
+        async def serve():
+            conn = await listener.accept()
+
+            async def echo(stream):
+                stream.write(await stream.read_all())
+                stream.close()
+
+            async def uni_to_bidi():
+                uni = await conn.accept_uni_stream()
+                data = await uni.read_all()
+                out = conn.open_uni_stream()
+                out.write(data[::-1])
+                out.close()
+
+            asyncio.create_task(uni_to_bidi())
+            tasks = []
+            for _ in range(300):
+                tasks.append(asyncio.create_task(echo(await conn.accept_stream())))
+            await asyncio.gather(*tasks)
+
+        server_task = asyncio.create_task(serve())
+        conn = await quicfast.dial_addr(transport.local_addr, client_tls())
+
+        async def one(i):
+            stream = await conn.open_stream_sync()
+            stream.write(b"request %d" % i)
+            stream.close()
+            assert await stream.read_all() == b"request %d" % i
+
+        # 300 streams against a limit of 100 concurrent: open_stream_sync waits for credit.
+        await asyncio.gather(*(one(i) for i in range(300)))
+        uni = conn.open_uni_stream()
+        uni.write(b"abc")
+        uni.close()
+        reply = await conn.accept_uni_stream()
+        assert await reply.read_all() == b"cba"
+        await server_task
+        conn.close()
+        transport.close()
+
+    run(main())
+
+
+def test_stream_reset_reaches_reader():
+    async def main():
+        transport, listener = await _server()
+        conn = await quicfast.dial_addr(transport.local_addr, client_tls())
+        server_conn = await listener.accept()
+        stream = conn.open_stream()
+        stream.write(b"partial")
+        await asyncio.sleep(0.05)
+        stream.cancel_write(0x99)
+        peer = await server_conn.accept_stream()
+        with pytest.raises(quicfast.StreamError) as info:
+            while await peer.read():
+                pass
+        assert info.value.error_code == 0x99 and info.value.remote
+        conn.close()
+        transport.close()
+
+    run(main())
+
+
+def test_open_stream_past_limit_raises():
+    async def main():
+        transport, listener = await _server(config=quicfast.Config(max_incoming_streams=2))
+        conn = await quicfast.dial_addr(transport.local_addr, client_tls())
+        conn.open_stream()
+        conn.open_stream()
+        with pytest.raises(quicfast.StreamLimitReachedError):
+            conn.open_stream()
+        conn.close()
+        transport.close()
+
+    run(main())
+
+
+def test_datagrams_both_ways():
+    async def main():
+        config = quicfast.Config(enable_datagrams=True)
+        transport, listener = await _server(config=config)
+        conn = await quicfast.dial_addr(transport.local_addr, client_tls(), config)
+        server_conn = await listener.accept()
+        assert conn.connection_state().supports_datagrams
+        conn.send_datagram(b"ping")
+        assert await server_conn.receive_datagram() == b"ping"
+        server_conn.send_datagram(b"pong")
+        assert await conn.receive_datagram() == b"pong"
+        with pytest.raises(quicfast.DatagramTooLargeError):
+            conn.send_datagram(b"x" * 5000)
+        conn.close()
+        transport.close()
+
+    run(main())
+
+
+def test_ipv6_loopback():
+    async def main():
+        transport, listener = await _server("::1")
+        conn = await quicfast.dial_addr(("::1", transport.local_addr[1]), client_tls())
+        server_conn = await listener.accept()
+        stream = conn.open_stream()
+        stream.write(b"v6")
+        stream.close()
+        peer = await server_conn.accept_stream()
+        assert await peer.read_all() == b"v6"
+        conn.close()
+        transport.close()
+
+    run(main())
+
+
+def test_listener_close_raises_server_closed():
+    async def main():
+        transport, listener = await _server()
+        listener.close()
+        with pytest.raises(quicfast.ServerClosedError):
+            await listener.accept()
+        transport.close()
+
+    run(main())
+
+
+def test_handshake_failure_surfaces_as_transport_error():
+    async def main():
+        transport, listener = await _server()
+        tls = quicfast.TLSConfig()      # no trust anchor for the test CA
+        tls.set_alpn_protocols([ALPN])
+        with pytest.raises(quicfast.TransportError) as info:
+            await quicfast.dial_addr(transport.local_addr, tls)
+        assert 0x100 <= info.value.error_code <= 0x1FF   # CRYPTO_ERROR carrying a TLS alert
+        transport.close()
+
+    run(main())

@@ -34,6 +34,7 @@ __all__ = [
 
 MAX_DATAGRAMS_PER_FLUSH = 64
 MAX_NON_QUIC_QUEUE = 128
+MAX_BATCHES_PER_FLUSH = 8
 SEND_BUFFER_SIZE = MAX_DATAGRAMS_PER_FLUSH * 1500
 
 
@@ -406,7 +407,10 @@ class Transport:
         buf = self._send_buffer
         now = self._loop.time()
         addr = conn._remote_addr
-        for _ in range(4):
+        # A short first datagram (an ACK, the end of a stream) ends a GSO batch
+        # early, so keep asking until the engine has nothing left, within a
+        # budget per flush so other connections and the reader get their turn.
+        for _ in range(MAX_BATCHES_PER_FLUSH):
             count, segment, total = engine.fill_send_buffer(buf, MAX_DATAGRAMS_PER_FLUSH, now)
             if count == 0:
                 break
@@ -416,10 +420,7 @@ class Transport:
                 break   # the socket is full: recovery treats these packets as lost
             except OSError:
                 break
-            if count < MAX_DATAGRAMS_PER_FLUSH:
-                break
         else:
-            # More to send: yield to the loop (fairness), then continue.
             self._schedule_flush(conn)
         conn._process_events()
         self._arm_timer(conn)

@@ -30,6 +30,7 @@ as C `FrameRecord`s so that loss re-queues exactly those ranges.
 from cpython.bytes cimport PyBytes_FromStringAndSize
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int64_t, INT64_MAX, UINT64_MAX
 from libc.string cimport memcpy, memset
+from libc.math cimport llround
 
 from quicfast.proto.buffer cimport (
     Reader, Writer, writer_varint, writer_uint8, writer_bytes, reader_varint, reader_uint8, reader_skip, write_varint, varint_size,
@@ -129,7 +130,10 @@ cdef int64_t NS = 1000000000
 cdef int64_t TIME_NONE = INT64_MAX
 
 cdef inline int64_t to_ns(double t) noexcept:
-    return <int64_t>(t * 1e9)
+    # Round, not truncate: get_timer() returns t_ns / 1e9, and truncating that
+    # back can give t_ns - 1, so handle_timer(get_timer()) would find nothing
+    # due and a driver would spin at the same instant.
+    return <int64_t>llround(t * 1e9)
 
 # Connection states.
 cdef enum State:
@@ -753,6 +757,12 @@ cdef class Connection(FrameHandler):
                 self.packets_dropped += 1
                 return 0
             keys = self.zero_rtt_recv
+        elif h.packet_type == PACKET_ONE_RTT and not self.is_client and not self.handshake_complete:
+            # RFC 9001 §5.7: the server must not process 1-RTT packets before the
+            # handshake completes; acknowledging one would let the client confirm
+            # the handshake and drop its Handshake keys while its Finished is lost.
+            self.packets_dropped += 1
+            return 0
         else:
             keys = space.recv_keys
         if keys is None or space.discarded:
@@ -1636,7 +1646,7 @@ cdef class Connection(FrameHandler):
     def handle_stateless_reset(self):
         """The driver matched a stateless reset token of ours: the peer lost state."""
         self.state = S_DRAINING
-        self.terminated_error = errors.StatelessResetError()
+        self.terminated_error = errors.StatelessResetError(b"")
         self._terminate(self.terminated_error)
 
     @property
@@ -1702,15 +1712,15 @@ cdef class Connection(FrameHandler):
         if self.idle_timeout_ns:
             if not self.handshake_complete and t >= self.created + to_ns(self.config.handshake_idle_timeout) * 2:
                 self.state = S_DRAINING
-                self.terminated_error = errors.HandshakeTimeoutError("handshake did not complete in time")
+                self.terminated_error = errors.HandshakeTimeoutError()
                 self._terminate(self.terminated_error)
                 return
             if t >= self.last_activity + max(self.idle_timeout_ns, 3 * self.recovery.pto_duration(SPACE_APPLICATION)):
                 self.state = S_DRAINING
                 if self.handshake_complete:
-                    self.terminated_error = errors.IdleTimeoutError("no recent network activity")
+                    self.terminated_error = errors.IdleTimeoutError()
                 else:
-                    self.terminated_error = errors.HandshakeTimeoutError("handshake did not complete in time")
+                    self.terminated_error = errors.HandshakeTimeoutError()
                 self._terminate(self.terminated_error)
                 return
         if t >= self.recovery.get_loss_detection_timer(now_ns, (<PacketSpace>self.spaces[SPACE_HANDSHAKE]).send_keys is not None, self._server_amplification_blocked()):
@@ -1935,6 +1945,11 @@ cdef class Connection(FrameHandler):
             self._write_close_frame(&w, space_id)
         else:
             ack_eliciting = self._write_frames(&w, rec, space, space_id, ptype, now)
+        if ptype == PACKET_ONE_RTT and 0 < w.end - w.pos < 32 and w.pos > header_len:
+            # Nearly full: pad to the end so every full packet of a GSO batch has
+            # the same size (varint-sized stream headers vary by a few bytes).
+            memset(buf + w.pos, 0, w.end - w.pos)
+            w.pos = w.end
         cdef Py_ssize_t payload_len = w.pos - header_len
         if payload_len == 0 and not padding_only:
             # The log has reserved this pn; skipping a packet number is allowed.
@@ -2043,9 +2058,12 @@ cdef class Connection(FrameHandler):
                 space.ack_due(now) or space.ack_eliciting_unacked > 0):
             self._write_ack_frame(w, rec, space, now)
 
-        # Congestion control and pacing gate everything ack-eliciting except probes.
+        # Congestion control and pacing gate everything ack-eliciting except probes
+        # and Initial/Handshake packets: those carry only the bounded TLS flights,
+        # and gating them deadlocks when 1-RTT data the server may not process yet
+        # (RFC 9001 §5.7) fills the window while the client's Finished is lost.
         cdef uint64_t cwnd_room = self.recovery.cc.available()
-        if not probe and cwnd_room < <uint64_t>(w.end - w.pos):
+        if not probe and space_id == SPACE_APPLICATION and cwnd_room < <uint64_t>(w.end - w.pos):
             if cwnd_room < 64:
                 return False
             w.end = w.pos + <Py_ssize_t>cwnd_room
@@ -2196,9 +2214,10 @@ cdef class Connection(FrameHandler):
                         writer_varint(w, <uint64_t>s.stream_id)
                         if offset:
                             writer_varint(w, offset)
-                        if n < room:
-                            w.data[type_pos] |= 0x02
-                            w.pos += write_varint(w.data + w.pos, <uint64_t>n)
+                        # Always carry a length so that a full packet can be
+                        # padded to exactly the GSO segment size.
+                        w.data[type_pos] |= 0x02
+                        w.pos += write_varint(w.data + w.pos, <uint64_t>n)
                         if n:
                             memcpy(w.data + w.pos, data, n)
                             w.pos += n

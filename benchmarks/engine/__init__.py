@@ -1,0 +1,1 @@
+"""In-process engine benchmarks: two sans-I/O engines joined without sockets."""

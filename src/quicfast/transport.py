@@ -23,7 +23,8 @@ from ._udp import UdpSocketState
 from .config import Config
 from .connection import Connection, EarlyConnection
 from .proto.connection import Connection as Engine
-from .proto.packet import encode_version_negotiation, pull_header
+from .proto.endpoint import Endpoint
+from .proto.packet import pull_header
 from .tls import TLSConfig
 
 __all__ = [
@@ -132,6 +133,8 @@ class Transport:
         self.max_token_age = max_token_age
         self.disable_version_negotiation_packets = disable_version_negotiation_packets
         self.tracer = tracer
+        self._endpoint = Endpoint(connection_id_length, self.stateless_reset_key, self.token_generator_key,
+                                  max_token_age, disable_version_negotiation_packets)
         self._routes: dict[bytes, Connection] = {}
         self._connections: set[Connection] = set()
         self._listener: Optional[Listener] = None
@@ -361,22 +364,49 @@ class Transport:
             if conn is not None:
                 return conn
             return self._accept_new(data, header, addr, now)
-        return self._routes.get(bytes(data[1:1 + self.connection_id_length]))
+        conn = self._routes.get(bytes(data[1:1 + self.connection_id_length]))
+        if conn is None and len(data) >= 21:
+            # RFC 9000 §10.3.1: a datagram ending in a peer's reset token is a stateless reset.
+            tail = bytes(data[-16:])
+            for candidate in self._connections:
+                if tail in candidate._engine.peer_reset_tokens:
+                    candidate._engine.handle_stateless_reset(tail)
+                    self._loop.call_soon(self._after_input, candidate)
+                    return None
+        if conn is None and self._listener is not None:
+            # RFC 9000 §10.3: tell a peer that lost its state, with a stateless reset.
+            reset = self._endpoint.on_unknown_short(data, now)
+            if reset is not None:
+                self._udp.send(reset, addr)
+        return conn
 
     def _accept_new(self, data, header, addr, now) -> Optional[Connection]:
         listener = self._listener
         if listener is None or listener._closed:
             return None
         if header.version not in listener.config.versions:
-            if header.version != 0 and not self.disable_version_negotiation_packets and len(data) >= 1200:
-                self._udp.send(encode_version_negotiation(header.dcid, header.scid, listener.config.versions), addr)
+            reply = self._endpoint.on_unsupported_version(header, listener.config.versions, len(data), now)
+            if reply is not None:
+                self._udp.send(reply, addr)
             return None
         if header.packet_type != 0 or len(data) < 1200:
             return None   # RFC 9000 §14.1: a client's first datagram is at least 1200 bytes
+        validated = self._endpoint.tokens.validate(header.token, addr, now) if header.token else None
+        require = listener.config.require_address_validation
+        if validated is None and require is not None and require(addr):
+            self._udp.send(self._endpoint.retry(header, addr, now), addr)
+            return None
+        if validated is not None and validated.retry:
+            if validated.retry_scid != header.dcid:
+                return None
+            host_cid, odcid, retry_scid = validated.retry_scid, validated.original_dcid, validated.retry_scid
+        else:
+            host_cid, odcid, retry_scid = self._new_cid(), header.dcid, None
         engine = Engine(is_client=False, config=listener.config, tls_config=listener.tls,
-                        host_cid=self._new_cid(), peer_cid=header.scid, original_dcid=header.dcid,
+                        host_cid=host_cid, peer_cid=header.scid, original_dcid=odcid, retry_scid=retry_scid,
                         stateless_reset_key=self.stateless_reset_key, version=header.version,
-                        now=now, peer_addr=addr)
+                        now=now, peer_addr=addr, address_validated=validated is not None)
+        engine.queue_new_token(self._endpoint.new_token(addr, now))
         conn = (EarlyConnection if listener._early else Connection)(self, engine, addr, is_client=False)
         self._register(conn)
         self._routes[header.dcid] = conn

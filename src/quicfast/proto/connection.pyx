@@ -273,6 +273,7 @@ cdef class Connection(FrameHandler):
     cdef list peer_cids          # [seq, cid, token]
     cdef uint64_t peer_cid_seq_in_use, peer_retire_prior_to
     cdef list retire_cid_pending
+    cdef list new_tokens_pending
     cdef list new_cid_pending
     cdef bytes stateless_reset_key
     cdef object stateless_reset_token_peer
@@ -345,7 +346,7 @@ cdef class Connection(FrameHandler):
     def __init__(self, *, bint is_client, config, tls_config, bytes host_cid, bytes peer_cid,
                  bytes original_dcid=None, str server_name=None, bytes retry_scid=None,
                  version=None, bytes stateless_reset_key=None, session_ticket=None,
-                 bytes token=b"", double now=0.0, object peer_addr=None):
+                 bytes token=b"", double now=0.0, object peer_addr=None, bint address_validated=False):
         cdef int i
         self.is_client = is_client
         self.config = config
@@ -366,9 +367,11 @@ cdef class Connection(FrameHandler):
         self.host_cid_seq = 1
         self.peer_cids = [[0, peer_cid, None]]
         self.retire_cid_pending = []
+        self.new_tokens_pending = []
         self.new_cid_pending = []
         self.peer_addr = peer_addr
-        self.address_validated = is_client or retry_scid is not None
+        # RFC 9000 §8.1: a Retry or NEW_TOKEN token proves the client's address.
+        self.address_validated = is_client or retry_scid is not None or address_validated
         self.path_responses = []
         self.retry_token = token
         self.session_ticket = session_ticket
@@ -394,7 +397,9 @@ cdef class Connection(FrameHandler):
         self.ack_delay_exponent_peer = 3
         self.scratch = bytearray(SCRATCH_SIZE)
         self.scratch_ptr = <uint8_t*>(<char*>self.scratch)
-        self._setup_initial_keys(self.original_dcid if not is_client else peer_cid)
+        # Initial keys come from the DCID of the client's current Initial: after
+        # a Retry that is the Retry's SCID (RFC 9001 §5.2).
+        self._setup_initial_keys(peer_cid if is_client else (retry_scid or self.original_dcid))
 
         self.local_params = tp.TransportParameters(
             max_idle_timeout=int(config.max_idle_timeout * 1000),
@@ -632,6 +637,13 @@ cdef class Connection(FrameHandler):
         s.stop_pending = True
         self._queue_stream(s)
 
+    def queue_new_token(self, bytes token):
+        """Server: send `token` in a NEW_TOKEN frame (RFC 9000 §8.1.3) once 1-RTT is up."""
+        if self.is_client:
+            raise RuntimeError("only servers send NEW_TOKEN")
+        if token and len(self.new_tokens_pending) < 4:
+            self.new_tokens_pending.append(token)
+
     # Datagrams ---------------------------------------------------------
 
     def send_datagram_frame(self, data):
@@ -786,6 +798,8 @@ cdef class Connection(FrameHandler):
             plain_len = keys.aead.open(pkt, header_len, plen - header_len, pn)
         if plain_len < 0:
             self.packets_dropped += 1
+            if h.packet_type == PACKET_ONE_RTT and plen >= 21 and self._is_stateless_reset(pkt + plen - 16):
+                return -1
             return 0   # authentication failure: drop silently (RFC 9001 §5.5)
 
         # Reserved bits must be zero once protection is removed (RFC 9000 §17.2, §17.3.1).
@@ -1643,10 +1657,23 @@ cdef class Connection(FrameHandler):
             self.terminated_error = err
         self._events.append(events.ConnectionTerminated(self.terminated_error))
 
-    def handle_stateless_reset(self):
-        """The driver matched a stateless reset token of ours: the peer lost state."""
+    cdef bint _is_stateless_reset(self, const uint8_t* tail):
+        """RFC 9000 §10.3.1: an undecryptable packet ending in a reset token
+        the peer gave us means the peer lost its state."""
+        cdef bytes candidate = bytes(tail[:16])
+        for entry in self.peer_cids:
+            if entry[2] is not None and entry[2] == candidate:
+                self.state = S_DRAINING
+                self.terminated_error = errors.StatelessResetError(candidate)
+                self._terminate(self.terminated_error)
+                return True
+        return False
+
+    def handle_stateless_reset(self, bytes token=b""):
+        """The driver matched `token`, a stateless reset token the peer gave us:
+        the peer lost its state (RFC 9000 §10.3.1)."""
         self.state = S_DRAINING
-        self.terminated_error = errors.StatelessResetError(b"")
+        self.terminated_error = errors.StatelessResetError(token)
         self._terminate(self.terminated_error)
 
     @property
@@ -1808,7 +1835,7 @@ cdef class Connection(FrameHandler):
         return False
 
     cdef bint _app_wants_send(self):
-        return bool(self.send_queue or self.handshake_done_pending or self.max_data_pending
+        return bool(self.send_queue or self.handshake_done_pending or self.max_data_pending or self.new_tokens_pending
                     or self.max_streams_bidi_pending or self.max_streams_uni_pending
                     or self.new_cid_pending or self.retire_cid_pending or self.path_responses
                     or self.datagrams_out or self.ping_pending)
@@ -2140,6 +2167,14 @@ cdef class Connection(FrameHandler):
             writer_uint8(w, F_RETIRE_CONNECTION_ID)
             writer_varint(w, seq)
             self._record(rec, FRAME_RETIRE_CONNECTION_ID, seq, 0, 0, False)
+            wrote = True
+        while self.new_tokens_pending and self.handshake_confirmed and \
+                w.end - w.pos >= 1 + 8 + len(self.new_tokens_pending[0]) and rec.frame_count < MAX_FRAME_RECORDS:
+            token = self.new_tokens_pending.pop(0)
+            writer_uint8(w, F_NEW_TOKEN)
+            writer_varint(w, len(token))
+            writer_bytes(w, <const uint8_t*><const char*>token, len(token))
+            self._record(rec, FRAME_NEW_TOKEN, 0, 0, 0, False)
             wrote = True
         while self.path_responses and w.end - w.pos >= 9:
             data = self.path_responses.pop(0)

@@ -61,6 +61,8 @@ class Connection:
         self._timer_at: Optional[float] = None
         self._close_transport_on_close = False
         self._on_closed_callbacks: list = []
+        #: True when the server rejected our 0-RTT data (it was resent as 1-RTT).
+        self.zero_rtt_rejected = False
 
     # -- what the application calls -------------------------------------
 
@@ -260,6 +262,8 @@ class Connection:
                 self._transport._add_route(event.connection_id, self)
             elif kind is events.ConnectionIdRetired:
                 self._transport._remove_route(event.connection_id)
+            elif kind is events.ZeroRTTRejected:
+                self.zero_rtt_rejected = True
             elif kind is events.ConnectionTerminated:
                 self._on_terminated(event.error)
         if self._drain_watchers:

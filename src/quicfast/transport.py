@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import copy
 import os
 import socket
 from typing import Callable, Optional
@@ -183,7 +184,12 @@ class Transport:
         self._check_open()
         if self._listener is not None:
             raise RuntimeError("this transport already has a listener")
-        self._listener = kind(self, tls, config or Config())
+        config = config or Config()
+        if config.allow_0rtt != bool(getattr(tls, "allow_early_data", False)):
+            # Config.allow_0rtt decides (quic-go's Allow0RTT); the caller's TLSConfig is left as it is.
+            tls = copy.copy(tls)
+            tls.allow_early_data = config.allow_0rtt
+        self._listener = kind(self, tls, config)
         return self._listener
 
     async def dial(self, addr, tls: TLSConfig, config: Optional[Config] = None, *,
@@ -200,10 +206,7 @@ class Transport:
         ticket = None
         store = getattr(tls, "session_ticket_store", None)
         if store is not None and config.allow_0rtt:
-            try:
-                ticket = store.pop(name)
-            except Exception:
-                ticket = None
+            ticket = store.pop(name, tls.clock())
         token = b""
         if config.token_store is not None:
             token = config.token_store.pop(name) or b""

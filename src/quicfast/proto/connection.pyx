@@ -427,6 +427,13 @@ cdef class Connection(FrameHandler):
         else:
             self._tls = tls.ServerHandshake(tls_config, encoded, remote_address=peer_addr)
         self._tls.on_secret = self._on_secret
+        if is_client:
+            self._tls.on_session_ticket = self._on_session_ticket
+            if session_ticket is not None and session_ticket.other_data:
+                # RFC 9000 §7.4.1: 0-RTT data obeys the limits remembered with the ticket.
+                self.set_remembered_transport_parameters(session_ticket.other_data)
+        else:
+            self._tls.ticket_app_data = encoded
 
     # ------------------------------------------------------------------
     # Public API
@@ -1621,6 +1628,11 @@ cdef class Connection(FrameHandler):
                     s.send_window.update(params.initial_max_stream_data_bidi_local)
         self._events.append(events.StreamsAvailable(False))
         return 0
+
+    def _on_session_ticket(self, ticket):
+        # Remember the server's transport parameters with the ticket for 0-RTT.
+        if self._tls.peer_transport_parameters is not None:
+            ticket.other_data = bytes(self._tls.peer_transport_parameters)
 
     def set_remembered_transport_parameters(self, bytes data):
         """Client, 0-RTT: apply the server's parameters remembered with the

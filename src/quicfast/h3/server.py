@@ -72,7 +72,10 @@ class Server:
 
     async def start(self) -> None:
         self._transport = await Transport.bind(self.host, self.port)
-        self._listener = self._transport.listen(self.tls, self.config)
+        # With 0-RTT the connection is taken before its handshake completes, so
+        # early requests are read at once (RFC 9114 §3.2; RFC 9001 §4.6.1).
+        listen = self._transport.listen_early if self.config.allow_0rtt else self._transport.listen
+        self._listener = listen(self.tls, self.config)
         self._stopped = asyncio.get_running_loop().create_future()
         self._accept_task = asyncio.get_running_loop().create_task(self._accept_loop())
         await self._lifespan("startup")

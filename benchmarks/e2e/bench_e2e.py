@@ -45,6 +45,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -591,6 +592,11 @@ def child_main(args) -> None:
     os._exit(0)     # do not wait for library threads (aiopquic's network thread) to wind down
 
 
+def _tail(f, lines: int = 3) -> str:
+    f.seek(0)
+    return " | ".join(f.read().strip().splitlines()[-lines:])
+
+
 def _free_udp_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind(("0.0.0.0", 0))
@@ -637,21 +643,27 @@ def run_pair(impl: str, workload: str, params: dict, pki: dict, python: str, tim
     env["PYTHONPATH"] = os.pathsep.join([os.path.join(ROOT, "src"), ROOT, env.get("PYTHONPATH", "")])
     server_port = _free_udp_port() if impl == "aiopquic" else 0
     deadline = time.monotonic() + timeout + 2 * SERVER_GRACE
-    server = client = None
+    server = client = res = None
+    # stderr to files, not pipes: a chatty child must never block on a full pipe
+    server_err = tempfile.TemporaryFile("w+")
+    client_err = tempfile.TemporaryFile("w+")
     try:
         server = subprocess.Popen(base + ["--role", "server", "--port", str(server_port)],
-                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
-                                  start_new_session=True)
-        port = _read_marked(server.stdout, time.monotonic() + SERVER_GRACE)["port"]
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=server_err,
+                                  text=True, env=env, start_new_session=True)
+        try:
+            port = _read_marked(server.stdout, time.monotonic() + SERVER_GRACE)["port"]
+        except Exception as exc:
+            _kill(server)
+            raise RuntimeError(f"server: {exc}; stderr: {_tail(server_err)}") from None
         client = subprocess.Popen(base + ["--role", "client", "--port", str(port)],
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                                  stdout=subprocess.PIPE, stderr=client_err, text=True, env=env,
                                   start_new_session=True)
         try:
             res = _read_marked(client.stdout, deadline)
         except Exception as exc:
             _kill(client)
-            err = client.stderr.read().strip().splitlines()
-            raise RuntimeError(f"{exc}; client stderr: {' | '.join(err[-3:])}") from None
+            raise RuntimeError(f"client: {exc}; stderr: {_tail(client_err)}") from None
         server.stdin.close()
         res.update(_read_marked(server.stdout, time.monotonic() + SERVER_GRACE))
         try:
@@ -662,6 +674,17 @@ def run_pair(impl: str, workload: str, params: dict, pki: dict, python: str, tim
     finally:
         _kill(client)
         _kill(server)
+        for side, f in (("server", server_err), ("client", client_err)):
+            f.seek(0)
+            text = f.read()
+            f.close()
+            n = text.count("Traceback (most recent call last)")
+            if n:
+                last = [ln for ln in text.splitlines() if ln and not ln.startswith(" ")][-1]
+                # logged by the library inside the child (e.g. from a timer callback); the run went on
+                if res is not None:
+                    res[f"{side}_tracebacks"] = n
+                    res[f"{side}_last_error"] = last[:200]
     res.update(peer=impl, workload=workload, **params)
     if workload in ("download", "upload"):
         if res["bytes"] != params["size"]:
@@ -795,6 +818,34 @@ def markdown(summary: dict, impls, workloads, notes: dict) -> str:
                 row.append("-")
         lines.append(f"| {w} | " + " | ".join(row) + " |")
     lines.append("")
+    lines += ["### peer ÷ quicfast CPU per unit of work (client + server; > 1 means quicfast uses less)", "",
+              "| workload | " + " | ".join(f"{p}" for p in peers) + " |",
+              "|---|" + "---:|" * len(peers)]
+    cpu_keys = {"download": ("client_cpu_per_gib", "server_cpu_per_gib"),
+                "upload": ("client_cpu_per_gib", "server_cpu_per_gib"),
+                "handshakes": ("client_cpu_per_op_ms", "server_cpu_per_op_ms"),
+                "streams": ("client_cpu_per_op_ms", "server_cpu_per_op_ms")}
+    for w in workloads:
+        row = []
+        for p in peers:
+            q, s = qf_all[w], summary.get((p, w))
+            a, b = cpu_keys[w]
+            if q and s and a in q and a in s:
+                row.append(f"{(s[a] + s[b]) / (q[a] + q[b]):.2f}x")
+            else:
+                row.append("-")
+        lines.append(f"| {w} | " + " | ".join(row) + " |")
+    lines.append("")
+    logged = []
+    for (impl, w), s in sorted(summary.items()):
+        for side in ("server", "client"):
+            runs = [r for r in s["runs"] if r.get(f"{side}_tracebacks")]
+            if runs:
+                logged.append(f"* {impl} {w}, {side}: {sum(r[f'{side}_tracebacks'] for r in runs)} tracebacks "
+                              f"logged in {len(runs)} of {len(s['runs'])} runs (the runs completed), last: "
+                              f"`{runs[-1][f'{side}_last_error']}`")
+    if logged:
+        lines += ["Errors the libraries logged on stderr during successful runs:", ""] + logged + [""]
     lines += ["### Targets (issue 5)", "", "| target | measured | met |", "|---|---:|---|"]
     for w, p, goal in TARGETS:
         if w not in workloads:
@@ -887,6 +938,14 @@ def main() -> None:
 
     summary = summarize(results)
     md = markdown(summary, impls + [i for i in notes if i not in impls], workloads, notes)
+    try:
+        commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True,
+                                text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--", "src"], capture_output=True,
+                               text=True, timeout=10).stdout.strip()
+        versions["quicfast"] = f"{commit}{' + uncommitted src/' if dirty else ''}"
+    except Exception:
+        pass
     header = (f"Run {time.strftime('%Y-%m-%d %H:%M', time.localtime(t_start))}, "
               f"{os.cpu_count()} CPUs, {' '.join(f'{k} {v}' for k, v in versions.items())}, "
               f"repeat {args.repeat}, total {time.time() - t_start:.0f} s\n")

@@ -72,7 +72,8 @@ class Connection:
 
     @property
     def remote_addr(self):
-        return self._remote_addr
+        """The peer's current address (it changes when the peer migrates or is rebound)."""
+        return self._engine.peer_addr or self._remote_addr
 
     async def handshake_complete(self) -> None:
         """Wait until the TLS handshake has completed (quic-go HandshakeComplete)."""
@@ -183,6 +184,20 @@ class Connection:
             version=self._engine.version,
             gso=self._transport.gso_supported,
         )
+
+    def migrate(self, transport: "Transport") -> None:
+        """Client: move this connection to `transport` (a socket on another
+        local address), as quic-go's AddPath/Switch do in one step: a fresh
+        connection ID, a path validation, congestion state reset."""
+        self._raise_if_closed()
+        if transport is self._transport:
+            return
+        old = self._transport
+        self._engine.migrate()
+        old._detach(self)
+        self._transport = transport
+        transport._register(self)
+        self._schedule_flush()
 
     def stats(self) -> dict:
         """RTT, congestion window, bytes and packets sent/lost (quic-go ConnectionStats)."""

@@ -294,6 +294,17 @@ class Transport:
         for cid in conn._engine.host_connection_ids:
             self._routes[cid] = conn
 
+    def _detach(self, conn: Connection) -> None:
+        """Forget `conn` without closing it (it migrated to another transport)."""
+        self._connections.discard(conn)
+        self._dirty.discard(conn)
+        for cid in [cid for cid, c in self._routes.items() if c is conn]:
+            del self._routes[cid]
+        if conn._timer_handle is not None:
+            conn._timer_handle.cancel()
+            conn._timer_handle = None
+            conn._timer_at = None
+
     def _add_route(self, cid: bytes, conn: Connection) -> None:
         self._routes[cid] = conn
 
@@ -439,7 +450,7 @@ class Transport:
         engine = conn._engine
         buf = self._send_buffer
         now = self._loop.time()
-        addr = conn._remote_addr
+        addr = engine.peer_addr or conn._remote_addr   # follows the peer across NAT rebinding
         # A short first datagram (an ACK, the end of a stream) ends a GSO batch
         # early, so keep asking until the engine has nothing left, within a
         # budget per flush so other connections and the reader get their turn.

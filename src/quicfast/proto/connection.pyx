@@ -282,6 +282,13 @@ cdef class Connection(FrameHandler):
     cdef bint address_validated
     cdef uint64_t bytes_received_unvalidated, bytes_sent_unvalidated
     cdef list path_responses
+    # path_challenge is the PATH_CHALLENGE data we wait to see echoed (None when
+    # no validation runs); path_challenge_pending: it still has to be sent.
+    cdef bytes path_challenge
+    cdef bint path_challenge_pending
+    # rx_non_probing: the last packet carried a non-probing frame (RFC 9000 §9.1).
+    cdef bint rx_non_probing
+    cdef readonly uint64_t migrations
     # Handshake.
     cdef bint handshake_complete, handshake_confirmed, handshake_done_pending
     cdef bint peer_params_applied
@@ -839,6 +846,10 @@ cdef class Connection(FrameHandler):
         elif ack_eliciting:
             space.ack_immediately = True       # out of order
         space.received.add(pn, pn + 1)
+        if (not self.is_client and h.packet_type == PACKET_ONE_RTT and addr is not None
+                and self.peer_addr is not None and pn == space.largest_received
+                and self.rx_non_probing and addr != self.peer_addr and self.handshake_confirmed):
+            self._on_peer_address_change(addr, plen, now)
         if ack_eliciting:
             space.ack_eliciting_unacked += 1
             if space_id != SPACE_APPLICATION or space.ack_eliciting_unacked >= self.ack_eliciting_threshold:
@@ -876,6 +887,46 @@ cdef class Connection(FrameHandler):
         self.key_phase_first_pn = pn
         self.send_secret_1rtt, space.send_keys = space.send_keys.next_phase(self.send_secret_1rtt)
         return rv
+
+    cdef void _on_peer_address_change(self, object addr, Py_ssize_t datagram_length, int64_t now):
+        """The client's address changed (NAT rebinding or migration, RFC 9000 §9.3):
+        send to it from now on, validate it, and keep to the anti-amplification
+        limit until then. A new host (not just a new port) also resets RTT and
+        congestion state (§9.4)."""
+        old = self.peer_addr
+        self.peer_addr = addr
+        self.migrations += 1
+        if old[0] != addr[0]:
+            self.recovery.on_path_change()
+        self.address_validated = False
+        self.bytes_received_unvalidated = datagram_length
+        self.bytes_sent_unvalidated = 0
+        self.path_challenge = os.urandom(8)
+        self.path_challenge_pending = True
+
+    def migrate(self):
+        """Client: we now send from a new local address (active migration,
+        RFC 9000 §9.2). Switch to an unused peer CID so the paths cannot be
+        linked (§9.5), reset congestion state (§9.4) and validate the path."""
+        if not self.is_client or not self.handshake_confirmed:
+            raise errors.QuicError("only a client with a confirmed handshake can migrate")
+        if self.peer_params is not None and self.peer_params.disable_active_migration:
+            raise errors.QuicError("the server disabled active migration")
+        current = None
+        for entry in self.peer_cids:
+            if entry[1] == self.peer_cid:
+                current = entry
+        spare = [entry for entry in self.peer_cids if entry is not current]
+        if spare:
+            spare.sort()
+            self.peer_cid = spare[0][1]
+            if current is not None:
+                self.peer_cids.remove(current)
+                self.retire_cid_pending.append(current[0])
+        self.recovery.on_path_change()
+        self.migrations += 1
+        self.path_challenge = os.urandom(8)
+        self.path_challenge_pending = True
 
     def request_key_update(self):
         """Initiate a 1-RTT key update (RFC 9001 §6.1)."""
@@ -938,6 +989,7 @@ cdef class Connection(FrameHandler):
         cdef bint ack_eliciting = False
         cdef int ptype_bit = 1 << packet_type
         cdef Py_ssize_t start
+        cdef bint non_probing = False
         r.data = payload
         r.pos = 0
         r.end = length
@@ -955,6 +1007,8 @@ cdef class Connection(FrameHandler):
                 if not (frame_allowed_mask(ftype) & ptype_bit):
                     raise errors.TransportError(E.PROTOCOL_VIOLATION, frame_type=ftype,
                                                 reason="frame 0x%x not allowed in this packet type" % ftype)
+            if ftype != F_PATH_CHALLENGE and ftype != F_PATH_RESPONSE and ftype != F_NEW_CONNECTION_ID:
+                non_probing = True
             if ftype == F_ACK or ftype == F_ACK_ECN:
                 self._handle_ack_frame(&r, ftype, space_id, now)
                 continue
@@ -1023,6 +1077,11 @@ cdef class Connection(FrameHandler):
             elif ftype == F_PATH_RESPONSE:
                 if reader_skip(&r, 8) < 0:
                     raise errors.TransportError(E.FRAME_ENCODING_ERROR, frame_type=ftype, reason="truncated PATH_RESPONSE")
+                if self.path_challenge is not None and bytes(r.data[r.pos - 8:r.pos]) == self.path_challenge:
+                    # RFC 9000 §8.2.3: the new path is validated.
+                    self.path_challenge = None
+                    self.path_challenge_pending = False
+                    self.address_validated = True
             elif ftype == F_CONNECTION_CLOSE or ftype == F_CONNECTION_CLOSE_APP:
                 self._handle_connection_close(&r, ftype, now)
                 return False
@@ -1045,6 +1104,7 @@ cdef class Connection(FrameHandler):
                     self.local_max_ack_delay_ns = <int64_t>c * 1000
             else:
                 raise errors.TransportError(E.FRAME_ENCODING_ERROR, frame_type=ftype, reason="unknown frame type 0x%x" % ftype)
+        self.rx_non_probing = non_probing
         return ack_eliciting
 
     cdef int _need_varint(self, Reader* r, uint64_t* out, uint64_t ftype) except -1:
@@ -1158,6 +1218,9 @@ cdef class Connection(FrameHandler):
                     self.new_cid_pending.append(f.stream_id)
         elif kind == FRAME_RETIRE_CONNECTION_ID:
             self.retire_cid_pending.append(f.stream_id)
+        elif kind == FRAME_PATH_CHALLENGE:
+            if self.path_challenge is not None:
+                self.path_challenge_pending = True
 
     cdef void on_ack_of_ack(self, int space_id, uint64_t largest_acked_sent):
         # The peer saw our ACK up to largest_acked_sent: stop reporting those.
@@ -1762,7 +1825,9 @@ cdef class Connection(FrameHandler):
                     self.terminated_error = errors.HandshakeTimeoutError()
                 self._terminate(self.terminated_error)
                 return
-        if t >= self.recovery.get_loss_detection_timer(now_ns, (<PacketSpace>self.spaces[SPACE_HANDSHAKE]).send_keys is not None, self._server_amplification_blocked()):
+        # The same reference time as _next_timer (last_activity): the client's
+        # anti-deadlock PTO counts from it, and with `now` it would never be due.
+        if t >= self.recovery.get_loss_detection_timer(self.last_activity, (<PacketSpace>self.spaces[SPACE_HANDSHAKE]).send_keys is not None, self._server_amplification_blocked()):
             space_id = self.recovery.on_loss_detection_timeout(t, self)
             if space_id >= 0:
                 self._schedule_probes(space_id, t)
@@ -1847,7 +1912,7 @@ cdef class Connection(FrameHandler):
         return False
 
     cdef bint _app_wants_send(self):
-        return bool(self.send_queue or self.handshake_done_pending or self.max_data_pending or self.new_tokens_pending
+        return bool(self.send_queue or self.handshake_done_pending or self.path_challenge_pending or self.max_data_pending or self.new_tokens_pending
                     or self.max_streams_bidi_pending or self.max_streams_uni_pending
                     or self.new_cid_pending or self.retire_cid_pending or self.path_responses
                     or self.datagrams_out or self.ping_pending)
@@ -1864,7 +1929,7 @@ cdef class Connection(FrameHandler):
                 if 3 * self.bytes_received_unvalidated > self.bytes_sent_unvalidated else 0
             if n < room:
                 room = n
-            if room < 64:
+            if room < (40 if self.handshake_confirmed else 64):
                 return 0
         if self.state == S_CLOSING:
             return self._build_close_datagram(buf, room, now)
@@ -2187,6 +2252,12 @@ cdef class Connection(FrameHandler):
             writer_varint(w, len(token))
             writer_bytes(w, <const uint8_t*><const char*>token, len(token))
             self._record(rec, FRAME_NEW_TOKEN, 0, 0, 0, False)
+            wrote = True
+        if self.path_challenge_pending and w.end - w.pos >= 9 and rec.frame_count < MAX_FRAME_RECORDS:
+            writer_uint8(w, F_PATH_CHALLENGE)
+            writer_bytes(w, <const uint8_t*><const char*>self.path_challenge, 8)
+            self._record(rec, FRAME_PATH_CHALLENGE, 0, 0, 0, False)
+            self.path_challenge_pending = False
             wrote = True
         while self.path_responses and w.end - w.pos >= 9:
             data = self.path_responses.pop(0)

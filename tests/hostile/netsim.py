@@ -41,12 +41,12 @@ class Net:
     """A client engine, its server engine and the datagrams between them."""
 
     def __init__(self, *, client_config: Optional[Config] = None, server_config: Optional[Config] = None,
-                 drop=None, delay: float = 0.005) -> None:
+                 drop=None, delay: float = 0.005, client=None) -> None:
         self.now = 0.0
         self.delay = delay
         self.drop = drop or (lambda direction, index, data: False)
         self.server_config = server_config
-        self.client = quicfast_client(client_config)
+        self.client = client if client is not None else quicfast_client(client_config)
         self.server = None
         self.servers_created = 0
         self.sent = {"c2s": 0, "s2c": 0}

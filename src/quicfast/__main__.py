@@ -219,7 +219,7 @@ async def _get(args) -> int:
             progress.finish()
             if args.session_file and not store.received:
                 # The NewSessionTicket may trail a fast response: give it a moment.
-                for _ in range(50):
+                for _ in range(200):
                     await asyncio.sleep(0.01)
                     if store.received:
                         break
@@ -278,10 +278,6 @@ async def _serve(args) -> int:
     config = Config(allow_0rtt=args.zero_rtt)
     server = h3.Server(h3.StaticFiles(args.directory), host=args.host, port=args.port, certfile=cert, keyfile=key,
                        config=config)
-    await server.start()
-    host, port = server.addr[0], server.addr[1]
-    shown = f"[{host}]" if ":" in host else host
-    print(f"serving {os.path.abspath(args.directory)} over HTTP/3 at https://{shown}:{port}/ (UDP)", flush=True)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -289,6 +285,10 @@ async def _serve(args) -> int:
             loop.add_signal_handler(sig, stop.set)
         except (NotImplementedError, RuntimeError):
             pass
+    await server.start()
+    host, port = server.addr[0], server.addr[1]
+    shown = f"[{host}]" if ":" in host else host
+    print(f"serving {os.path.abspath(args.directory)} over HTTP/3 at https://{shown}:{port}/ (UDP)", flush=True)
     await stop.wait()
     print("shutting down (GOAWAY)", flush=True)
     await server.shutdown(grace=args.grace)

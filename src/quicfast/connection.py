@@ -60,6 +60,8 @@ class Connection:
         self._timer_handle: Optional[asyncio.TimerHandle] = None
         self._timer_at: Optional[float] = None
         self._close_transport_on_close = False
+        #: _half_open is True for a server connection whose handshake is not done.
+        self._half_open = False
         self._on_closed_callbacks: list = []
         #: True when the server rejected our 0-RTT data (it was resent as 1-RTT).
         self.zero_rtt_rejected = False

@@ -37,6 +37,9 @@ __all__ = [
 MAX_DATAGRAMS_PER_FLUSH = 64
 MAX_NON_QUIC_QUEUE = 128
 MAX_BATCHES_PER_FLUSH = 8
+#: Server handshakes in progress before new clients must first answer a Retry
+#: (quic-go's MaxUnvalidatedHandshakes idea): bounds what spoofed Initials cost.
+MAX_HALF_OPEN = 256
 SEND_BUFFER_SIZE = MAX_DATAGRAMS_PER_FLUSH * 1500
 
 
@@ -312,6 +315,7 @@ class Transport:
         self._routes.pop(cid, None)
 
     def _on_connection_closed(self, conn: Connection) -> None:
+        conn._half_open = False
         self._connections.discard(conn)
         for cid in [cid for cid, c in self._routes.items() if c is conn]:
             del self._routes[cid]
@@ -320,6 +324,7 @@ class Transport:
             self._loop.call_soon(self.close)
 
     def _on_handshake_complete(self, conn: Connection) -> None:
+        conn._half_open = False
         listener = self._listener
         if not conn.is_client and listener is not None and not listener._early:
             if listener._closed:
@@ -354,7 +359,11 @@ class Transport:
                 addr = udp.addr(i)
                 conn = self._route(data, addr, now)
                 if conn is not None:
-                    conn._engine.receive_datagram(data, addr, now)
+                    # Decrypted in place in the receive pool: no copy.
+                    conn._engine.receive_datagram_inplace(data, addr, now)
+                    if conn._half_open and conn._engine.packets_received == 0:
+                        self._detach(conn)      # its first Initial did not even decrypt: keep nothing
+                        continue
                     touched.add(conn)
             if count < 64:
                 break
@@ -407,11 +416,12 @@ class Transport:
             return None   # RFC 9000 §14.1: a client's first datagram is at least 1200 bytes
         validated = self._endpoint.tokens.validate(header.token, addr, now) if header.token else None
         require = listener.config.require_address_validation
-        if validated is None and require is not None and require(addr):
+        half_open = sum(1 for c in self._connections if c._half_open)
+        if validated is None and (half_open >= MAX_HALF_OPEN or (require is not None and require(addr))):
             self._udp.send(self._endpoint.retry(header, addr, now), addr)
             return None
         if validated is not None and validated.retry:
-            if validated.retry_scid != header.dcid:
+            if validated.retry_scid != header.dcid or half_open >= 4 * MAX_HALF_OPEN:
                 return None
             host_cid, odcid, retry_scid = validated.retry_scid, validated.original_dcid, validated.retry_scid
         else:
@@ -422,6 +432,7 @@ class Transport:
                         now=now, peer_addr=addr, address_validated=validated is not None)
         engine.queue_new_token(self._endpoint.new_token(addr, now))
         conn = (EarlyConnection if listener._early else Connection)(self, engine, addr, is_client=False)
+        conn._half_open = True
         self._register(conn)
         self._routes[header.dcid] = conn
         if listener._early:

@@ -325,8 +325,12 @@ cdef class Connection(FrameHandler):
     cdef int64_t close_deadline
     cdef int64_t created
     cdef int64_t last_close_sent
+    # close_reply_due: a packet arrived while closing; answer it (RFC 9000 §10.2.1).
+    cdef bint close_reply_due
     cdef bint ping_pending
     cdef int64_t keep_alive_ns
+    # keep_alive_sent: when the last keep-alive PING was scheduled.
+    cdef int64_t keep_alive_sent
     cdef int64_t pacing_until
     # Closing.
     cdef object close_frame          # (code, frame_type, reason, is_app)
@@ -402,8 +406,10 @@ cdef class Connection(FrameHandler):
         self.ack_eliciting_threshold = config.ack_eliciting_threshold
         self.local_max_ack_delay_ns = to_ns(config.max_ack_delay)
         self.ack_delay_exponent_peer = 3
-        self.scratch = bytearray(SCRATCH_SIZE)
-        self.scratch_ptr = <uint8_t*>(<char*>self.scratch)
+        # The scratch buffer is only needed by the copying receive path; it is
+        # allocated on first use so idle or in-place-fed connections stay small.
+        self.scratch = None
+        self.scratch_ptr = NULL
         # Initial keys come from the DCID of the client's current Initial: after
         # a Retry that is the Retry's SCID (RFC 9001 §5.2).
         self._setup_initial_keys(peer_cid if is_client else (retry_scid or self.original_dcid))
@@ -700,6 +706,9 @@ cdef class Connection(FrameHandler):
         cdef Py_ssize_t n = view.shape[0]
         if n == 0 or n > SCRATCH_SIZE:
             return
+        if self.scratch is None:
+            self.scratch = bytearray(SCRATCH_SIZE)
+            self.scratch_ptr = <uint8_t*>(<char*>self.scratch)
         memcpy(self.scratch_ptr, &view[0], n)
         self._receive(self.scratch_ptr, n, addr, to_ns(now))
 
@@ -741,7 +750,7 @@ cdef class Connection(FrameHandler):
                                                       reason=str(exc), remote=False))
         if self.state == S_CLOSING and self.close_frame is not None:
             # RFC 9000 §10.2.1: answer packets in the closing state with CONNECTION_CLOSE, rate-limited.
-            pass
+            self.close_reply_due = True
 
     cdef int _receive_packet(self, uint8_t* pkt, PacketHeader* h, object addr, int64_t now) except -2:
         """Returns 0 to continue with the next coalesced packet, -1 to stop."""
@@ -1788,7 +1797,7 @@ cdef class Connection(FrameHandler):
         if self.pacing_until and self.pacing_until < t:
             t = self.pacing_until
         if self.keep_alive_ns and self.handshake_complete:
-            x = self.last_activity + self.keep_alive_ns
+            x = max(self.last_activity, self.keep_alive_sent) + self.keep_alive_ns
             if x < t:
                 t = x
         return t
@@ -1831,7 +1840,10 @@ cdef class Connection(FrameHandler):
             space_id = self.recovery.on_loss_detection_timeout(t, self)
             if space_id >= 0:
                 self._schedule_probes(space_id, t)
-        if self.keep_alive_ns and self.handshake_complete and t >= self.last_activity + self.keep_alive_ns:
+        if self.keep_alive_ns and self.handshake_complete and t >= max(self.last_activity, self.keep_alive_sent) + self.keep_alive_ns:
+            # Re-armed from now: from last_activity alone it stayed in the past
+            # until a packet arrived, and drivers spun sending PINGs.
+            self.keep_alive_sent = t
             self.ping_pending = True
         if self.pacing_until and t >= self.pacing_until:
             self.pacing_until = 0
@@ -1964,9 +1976,7 @@ cdef class Connection(FrameHandler):
     cdef Py_ssize_t _build_close_datagram(self, uint8_t* buf, Py_ssize_t room, int64_t now) except -1:
         """In the closing state, send CONNECTION_CLOSE at most once per
         interval (RFC 9000 §10.2.1), in every space we still have keys for."""
-        if self.last_close_sent >= 0 and now - self.last_close_sent < CLOSE_RESEND_INTERVAL_NS:
-            return 0
-        if self.last_close_sent == -2:
+        if self.last_close_sent >= 0 and (not self.close_reply_due or now - self.last_close_sent < CLOSE_RESEND_INTERVAL_NS):
             return 0
         cdef Py_ssize_t pos = 0
         cdef int space_id
@@ -1975,7 +1985,8 @@ cdef class Connection(FrameHandler):
             if space.send_keys is None or space.discarded:
                 continue
             pos += self._build_packet(buf + pos, room - pos, space_id, now, 0, False)
-        self.last_close_sent = -2   # sent; re-armed when a packet arrives
+        self.last_close_sent = now   # sent; again only when a packet arrives
+        self.close_reply_due = False
         return pos
 
     cdef Py_ssize_t _build_packet(self, uint8_t* buf, Py_ssize_t room, int space_id, int64_t now,

@@ -212,6 +212,7 @@ class Pair:
 
     def step(self) -> bool:
         """Advance to the next wakeup and process it; False when nothing is left."""
+        self._service()   # commands a test issued between steps go out now
         wakeup = self.next_wakeup()
         if wakeup is None:
             return False
@@ -251,6 +252,7 @@ class Pair:
         """Step until the clock passes now + seconds (or nothing is left)."""
         end = self.now + seconds
         for _ in range(max_steps):
+            self._service()
             wakeup = self.next_wakeup()
             if wakeup is None or wakeup > end:
                 self.now = max(self.now, end)

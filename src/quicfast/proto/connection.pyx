@@ -877,9 +877,13 @@ cdef class Connection(FrameHandler):
         cdef PacketSpace space = <PacketSpace>self.spaces[SPACE_APPLICATION]
         cdef Py_ssize_t rv
         if key_phase == self.key_phase:
-            return space.recv_keys.aead.open(pkt, header_len, ct_len, pn)
+            rv = space.recv_keys.aead.open(pkt, header_len, ct_len, pn)
+            if rv >= 0:
+                self.key_update_pending_confirm = False
+            return rv
         # Another phase: an older packet of the previous phase, or the peer updated.
-        if self.prev_recv_keys is not None and pn < self.key_phase_first_pn:
+        if self.prev_recv_keys is not None and (pn < self.key_phase_first_pn or self.key_update_pending_confirm):
+            # While our own update is unanswered the peer still uses the old keys.
             return self.prev_recv_keys.aead.open(pkt, header_len, ct_len, pn)
         if self.next_recv_keys is None:
             self.recv_secret_1rtt, self.next_recv_keys = space.recv_keys.next_phase(self.recv_secret_1rtt)
@@ -942,10 +946,17 @@ cdef class Connection(FrameHandler):
         cdef PacketSpace space = <PacketSpace>self.spaces[SPACE_APPLICATION]
         if not self.handshake_confirmed:
             raise errors.QuicError("cannot update keys before the handshake is confirmed")
+        if self.key_update_pending_confirm:
+            raise errors.QuicError("the previous key update is not answered yet (RFC 9001 §6.1)")
         self.prev_recv_keys = space.recv_keys
-        self.recv_secret_1rtt, space.recv_keys = space.recv_keys.next_phase(self.recv_secret_1rtt)
+        if self.next_recv_keys is not None:
+            # Derived earlier (a packet tried the next phase): recv_secret_1rtt already advanced.
+            space.recv_keys = self.next_recv_keys
+        else:
+            self.recv_secret_1rtt, space.recv_keys = space.recv_keys.next_phase(self.recv_secret_1rtt)
         self.send_secret_1rtt, space.send_keys = space.send_keys.next_phase(self.send_secret_1rtt)
         self.next_recv_keys = None
+        self.key_update_pending_confirm = True
         self.key_phase ^= 1
         self.key_phase_first_pn = space.largest_received + 1 if space.largest_received != UINT64_MAX else 0
 

@@ -1,0 +1,217 @@
+"""Streams over the simulated network: many short streams with MAX_STREAMS
+credit flowing back, flow-control windows that block and unblock, and
+RESET_STREAM / STOP_SENDING seen by the other side. Sizes: 500 streams of
+~100 bytes each way; 1 MiB through 16 KiB windows."""
+
+import hashlib
+import random
+
+import pytest
+
+from quicfast.config import Config
+from quicfast.proto import events
+from tests.pair.sim import LinkConfig, Pair
+
+
+@pytest.mark.parametrize("loss", [0.0, 0.05])
+def test_500_request_response_streams_with_max_streams_credit(loss):
+    """The server allows 10 concurrent streams; the client runs 500
+    request/response exchanges, opening more as MAX_STREAMS credit returns."""
+    total = 500
+    state = {"opened": 0, "answered": set(), "blocked_seen": 0}
+    requests: dict = {}
+
+    def pump(conn):
+        while state["opened"] < total and conn.can_open_stream():
+            sid = conn.open_stream()
+            body = b"request %d" % state["opened"]
+            requests[sid] = body
+            conn.send_stream_data(sid, body, end_stream=True)
+            state["opened"] += 1
+        if state["opened"] < total:
+            state["blocked_seen"] += 1
+
+    responses: dict = {}
+
+    def client_app(conn, event):
+        if isinstance(event, (events.HandshakeCompleted, events.StreamsAvailable)) and conn.is_handshake_complete:
+            pump(conn)
+        elif isinstance(event, events.StreamDataAvailable):
+            data, fin = conn.read_stream(event.stream_id)
+            responses[event.stream_id] = responses.get(event.stream_id, b"") + data
+            if fin:
+                state["answered"].add(event.stream_id)
+
+    server_requests: dict = {}
+
+    def server_app(conn, event):
+        if isinstance(event, events.StreamDataAvailable):
+            data, fin = conn.read_stream(event.stream_id)
+            server_requests[event.stream_id] = server_requests.get(event.stream_id, b"") + data
+            if fin:
+                conn.send_stream_data(event.stream_id, b"response to " + server_requests[event.stream_id],
+                                      end_stream=True)
+
+    link = LinkConfig(delay=0.005, loss=loss)
+    pair = Pair(seed=20, server_config=Config(max_incoming_streams=10), c2s=link,
+                s2c=LinkConfig(delay=0.005, loss=loss), client_app=client_app, server_app=server_app)
+    pair.drive_until(lambda: len(state["answered"]) == total, 100_000)
+    assert state["blocked_seen"] > 0            # the limit did bind
+    assert len(pair.events_of("server", events.StreamOpened)) == total
+    for sid, body in requests.items():
+        assert responses[sid] == b"response to " + body
+    # Every stream was closed and forgotten on both sides.
+    pair.drive_for(0.5)
+    assert not pair.client.is_closed and not pair.server.is_closed
+
+
+def test_flow_control_windows_block_and_unblock():
+    """1 MiB through a 16 KiB stream window and a 32 KiB connection window:
+    the sender stops at the window while the receiver does not read, and
+    finishes once it reads."""
+    size = 1024 * 1024
+    data = random.Random(3).randbytes(size)
+    small = Config(initial_stream_receive_window=16 * 1024, max_stream_receive_window=16 * 1024,
+                   initial_connection_receive_window=32 * 1024, max_connection_receive_window=32 * 1024)
+    state = {"sid": None, "reading": False, "received": bytearray(), "fin": False}
+
+    def client_app(conn, event):
+        if isinstance(event, events.HandshakeCompleted):
+            state["sid"] = conn.open_stream()
+            conn.send_stream_data(state["sid"], data, end_stream=True)
+
+    def server_app(conn, event):
+        if isinstance(event, events.StreamDataAvailable) and state["reading"]:
+            drain(conn, event.stream_id)
+
+    def drain(conn, sid):
+        chunk, fin = conn.read_stream(sid)
+        state["received"] += chunk
+        state["fin"] = state["fin"] or fin
+
+    pair = Pair(seed=21, server_config=small, client_app=client_app, server_app=server_app)
+    pair.drive_for(2.0)
+    sid = state["sid"]
+    # Blocked: exactly one window's worth arrived, the rest waits on the client.
+    assert pair.server.stream_readable(sid) == 16 * 1024
+    assert pair.client.stream_send_unsent(sid) == size - 16 * 1024
+    assert not pair.client.is_closed
+    # Unblock: read; MAX_STREAM_DATA / MAX_DATA go back and the transfer ends.
+    state["reading"] = True
+    drain(pair.server, sid)
+    pair.drive_until(lambda: state["fin"], 50_000)
+    assert hashlib.sha256(state["received"]).digest() == hashlib.sha256(data).digest()
+
+
+def test_connection_window_blocks_across_streams():
+    """Four streams of 64 KiB against a 32 KiB connection window (stream windows 1 MiB)."""
+    cfg = Config(initial_connection_receive_window=32 * 1024, max_connection_receive_window=32 * 1024)
+    sent: dict = {}
+    got: dict = {}
+    state = {"reading": False, "done": set()}
+
+    def client_app(conn, event):
+        if isinstance(event, events.HandshakeCompleted):
+            for i in range(4):
+                sid = conn.open_stream()
+                sent[sid] = bytes([i]) * 65536
+                conn.send_stream_data(sid, sent[sid], end_stream=True)
+
+    def server_app(conn, event):
+        if isinstance(event, events.StreamDataAvailable) and state["reading"]:
+            read(conn, event.stream_id)
+
+    def read(conn, sid):
+        chunk, fin = conn.read_stream(sid)
+        got[sid] = got.get(sid, b"") + chunk
+        if fin:
+            state["done"].add(sid)
+
+    pair = Pair(seed=22, server_config=cfg, client_app=client_app, server_app=server_app)
+    pair.drive_for(2.0)
+    assert sum(pair.server.stream_readable(sid) for sid in sent) == 32 * 1024
+    state["reading"] = True
+    for sid in sent:
+        read(pair.server, sid)
+    pair.drive_until(lambda: len(state["done"]) == 4, 50_000)
+    assert got == sent
+
+
+def test_reset_stream_reaches_peer_with_code_and_final_size():
+    state = {"sid": None}
+
+    def client_app(conn, event):
+        if isinstance(event, events.HandshakeCompleted):
+            sid = state["sid"] = conn.open_stream()
+            conn.send_stream_data(sid, b"x" * 5000)
+
+    pair = Pair(seed=23, client_app=client_app)
+    pair.drive_until(lambda: pair.server is not None and pair.server.stream_readable(0) == 5000, 1_000)
+    pair.client.reset_stream(state["sid"], 0x42)
+    pair.drive_until(lambda: pair.events_of("server", events.StreamReset), 1_000)
+    reset = pair.events_of("server", events.StreamReset)[0]
+    assert (reset.stream_id, reset.error_code, reset.final_size) == (state["sid"], 0x42, 5000)
+    # The sending side is closed for the application.
+    with pytest.raises(Exception):
+        pair.client.send_stream_data(state["sid"], b"more")
+
+
+def test_reset_stream_survives_loss():
+    """RESET_STREAM frames are retransmitted: 30 resets with 20% loss all arrive."""
+    sids = []
+
+    def client_app(conn, event):
+        if isinstance(event, events.HandshakeCompleted):
+            for i in range(30):
+                sid = conn.open_stream()
+                sids.append(sid)
+                conn.send_stream_data(sid, b"y" * 3000)
+                conn.reset_stream(sid, 0x100 + i)
+
+    lossy = LinkConfig(delay=0.01, loss=0.2)
+    pair = Pair(seed=24, c2s=lossy, s2c=LinkConfig(delay=0.01, loss=0.2), client_app=client_app)
+    pair.drive_until(lambda: len(pair.events_of("server", events.StreamReset)) == 30, 20_000)
+    codes = {e.stream_id: e.error_code for e in pair.events_of("server", events.StreamReset)}
+    assert codes == {sid: 0x100 + i for i, sid in enumerate(sids)}
+
+
+def test_stop_sending_is_answered_with_reset_stream():
+    state = {"sid": None}
+
+    def client_app(conn, event):
+        if isinstance(event, events.HandshakeCompleted):
+            sid = state["sid"] = conn.open_stream()
+            conn.send_stream_data(sid, b"z" * 100_000)
+
+    pair = Pair(seed=25, client_app=client_app)
+    pair.drive_until(lambda: pair.server is not None and pair.server.stream_readable(0) > 0, 1_000)
+    pair.server.stop_stream(state["sid"], 0x77)
+    pair.drive_until(lambda: pair.events_of("server", events.StreamReset), 1_000)
+    stop = pair.events_of("client", events.StopSendingReceived)
+    assert [(e.stream_id, e.error_code) for e in stop] == [(state["sid"], 0x77)]
+    reset = pair.events_of("server", events.StreamReset)[0]
+    assert reset.stream_id == state["sid"] and reset.error_code == 0x77
+    assert reset.final_size <= 100_000
+
+
+def test_unidirectional_streams_both_ways():
+    got = {}
+
+    def client_app(conn, event):
+        if isinstance(event, events.HandshakeCompleted):
+            sid = conn.open_stream(is_unidirectional=True)
+            assert sid & 3 == 2
+            conn.send_stream_data(sid, b"from client", end_stream=True)
+        elif isinstance(event, events.StreamDataAvailable):
+            got["client"] = conn.read_stream(event.stream_id)
+
+    def server_app(conn, event):
+        if isinstance(event, events.StreamDataAvailable):
+            got["server"] = conn.read_stream(event.stream_id)
+            sid = conn.open_stream(is_unidirectional=True)
+            assert sid & 3 == 3
+            conn.send_stream_data(sid, b"from server", end_stream=True)
+
+    pair = Pair(seed=26, client_app=client_app, server_app=server_app)
+    pair.drive_until(lambda: "client" in got, 1_000)
+    assert got == {"server": (b"from client", True), "client": (b"from server", True)}

@@ -252,7 +252,7 @@ def _setup_qlog(config, directory: str) -> None:
         sys.stderr.write("quicfast: --qlog-dir ignored: this build has no quicfast.qlog module\n")
         return
     os.makedirs(directory, exist_ok=True)
-    factory = getattr(qlog, "directory_tracer", None) or getattr(qlog, "QlogDirectory", None)
+    factory = getattr(qlog, "FileTracer", None)
     if factory is None:
         sys.stderr.write("quicfast: --qlog-dir ignored: quicfast.qlog offers no directory tracer\n")
         return

@@ -19,7 +19,7 @@ import os
 import socket
 from typing import Callable, Optional
 
-from . import errors
+from . import errors, qlog
 from ._udp import UdpSocketState
 from .config import Config
 from .connection import Connection, EarlyConnection
@@ -213,9 +213,11 @@ class Transport:
         token = b""
         if config.token_store is not None:
             token = config.token_store.pop(name) or b""
+        odcid = os.urandom(8)
         engine = Engine(is_client=True, config=config, tls_config=tls, host_cid=self._new_cid(),
-                        peer_cid=os.urandom(8), server_name=name, stateless_reset_key=self.stateless_reset_key,
-                        session_ticket=ticket, token=token, now=self._loop.time(), peer_addr=addr)
+                        peer_cid=odcid, server_name=name, stateless_reset_key=self.stateless_reset_key,
+                        session_ticket=ticket, token=token, now=self._loop.time(), peer_addr=addr,
+                        tracer=self._make_tracer(config, True, odcid))
         conn = (EarlyConnection if early else Connection)(self, engine, addr, is_client=True)
         self._register(conn)
         engine.connect(addr, self._loop.time())
@@ -282,6 +284,10 @@ class Transport:
         if self._sock.family == socket.AF_INET and not host[0].isdigit():
             host = socket.gethostbyname(host)
         return (host, port) if self._sock.family == socket.AF_INET else tuple(addr) + (0, 0)[: 4 - len(addr)]
+
+    def _make_tracer(self, config: Config, is_client: bool, odcid: bytes):
+        factory = config.tracer or self.tracer or qlog.tracer_from_env()
+        return factory(is_client, odcid) if factory is not None else None
 
     def _new_cid(self) -> bytes:
         for _ in range(8):
@@ -429,7 +435,8 @@ class Transport:
         engine = Engine(is_client=False, config=listener.config, tls_config=listener.tls,
                         host_cid=host_cid, peer_cid=header.scid, original_dcid=odcid, retry_scid=retry_scid,
                         stateless_reset_key=self.stateless_reset_key, version=header.version,
-                        now=now, peer_addr=addr, address_validated=validated is not None)
+                        now=now, peer_addr=addr, address_validated=validated is not None,
+                        tracer=self._make_tracer(listener.config, False, odcid))
         engine.queue_new_token(self._endpoint.new_token(addr, now))
         conn = (EarlyConnection if listener._early else Connection)(self, engine, addr, is_client=False)
         conn._half_open = True

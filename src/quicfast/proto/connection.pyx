@@ -145,6 +145,28 @@ cdef enum State:
 
 LEVEL_FOR_SPACE = (tls.Level.INITIAL, tls.Level.HANDSHAKE, tls.Level.ONE_RTT)
 
+# qlog names (draft-ietf-quic-qlog-quic-events).
+_QLOG_PACKET_NAMES = ("initial", "0RTT", "handshake", "retry", "1RTT", "version_negotiation")
+_QLOG_SPACE_NAMES = ("initial", "handshake", "1RTT")
+_QLOG_FRAME_NAMES = {
+    FRAME_RESET_STREAM: "reset_stream", FRAME_STOP_SENDING: "stop_sending", FRAME_MAX_DATA: "max_data",
+    FRAME_MAX_STREAM_DATA: "max_stream_data", FRAME_MAX_STREAMS_BIDI: "max_streams",
+    FRAME_MAX_STREAMS_UNI: "max_streams", FRAME_NEW_CONNECTION_ID: "new_connection_id",
+    FRAME_RETIRE_CONNECTION_ID: "retire_connection_id", FRAME_HANDSHAKE_DONE: "handshake_done",
+    FRAME_NEW_TOKEN: "new_token", FRAME_PATH_CHALLENGE: "path_challenge", FRAME_PATH_RESPONSE: "path_response",
+    FRAME_PING: "ping", FRAME_DATAGRAM: "datagram",
+}
+
+
+def _params_for_qlog(params):
+    out = {}
+    for name in ("max_idle_timeout", "max_udp_payload_size", "initial_max_data",
+                 "initial_max_stream_data_bidi_local", "initial_max_stream_data_bidi_remote",
+                 "initial_max_stream_data_uni", "initial_max_streams_bidi", "initial_max_streams_uni",
+                 "ack_delay_exponent", "max_ack_delay", "active_connection_id_limit", "max_datagram_frame_size"):
+        out[name] = getattr(params, name, None)
+    return out
+
 
 cdef class Stream:
     """One stream's send and receive halves (RFC 9000 §3)."""
@@ -251,6 +273,7 @@ cdef class Connection(FrameHandler):
     :param version: the QUIC version to use.
     :param stateless_reset_key: key our stateless reset tokens derive from.
     :param session_ticket: client: a ticket to resume with.
+    :param tracer: a qlog `ConnectionTracer` (see `quicfast.qlog`), or None.
     """
 
     cdef readonly bint is_client
@@ -353,11 +376,17 @@ cdef class Connection(FrameHandler):
     # Stats.
     cdef readonly uint64_t packets_received, bytes_received_total, packets_dropped
     cdef readonly uint64_t datagrams_sent, bytes_sent_total
+    # tracer is the qlog ConnectionTracer, or None (then no qlog work is done).
+    cdef object tracer
+    cdef uint64_t last_lost_logged
+    # clock_ns is the latest time any input carried (for events with no time of their own).
+    cdef int64_t clock_ns
 
     def __init__(self, *, bint is_client, config, tls_config, bytes host_cid, bytes peer_cid,
                  bytes original_dcid=None, str server_name=None, bytes retry_scid=None,
                  version=None, bytes stateless_reset_key=None, session_ticket=None,
-                 bytes token=b"", double now=0.0, object peer_addr=None, bint address_validated=False):
+                 bytes token=b"", double now=0.0, object peer_addr=None, bint address_validated=False,
+                 object tracer=None):
         cdef int i
         self.is_client = is_client
         self.config = config
@@ -397,6 +426,7 @@ cdef class Connection(FrameHandler):
         self.conn_recv_window = ReceiveWindow(config.initial_connection_receive_window, config.max_connection_receive_window)
         self.datagrams_out = collections.deque()
         self.created = to_ns(now)
+        self.clock_ns = self.created
         self.last_activity = self.created
         self.idle_timeout_ns = to_ns(config.handshake_idle_timeout)
         self.close_deadline = TIME_NONE
@@ -440,6 +470,15 @@ cdef class Connection(FrameHandler):
         else:
             self._tls = tls.ServerHandshake(tls_config, encoded, remote_address=peer_addr)
         self._tls.on_secret = self._on_secret
+        self.tracer = tracer
+        self.last_lost_logged = UINT64_MAX
+        if self.tracer is not None:
+            self.tracer.event("connectivity:connection_started", {
+                "src_cid": host_cid, "dst_cid": peer_cid, "version": "%x" % self.version,
+                "dst_ip": peer_addr[0] if peer_addr else None,
+                "dst_port": peer_addr[1] if peer_addr else None}, now)
+            self.tracer.event("transport:parameters_set", dict(
+                owner="local", **_params_for_qlog(self.local_params)), now)
         if is_client:
             self._tls.on_session_ticket = self._on_session_ticket
             if session_ticket is not None and session_ticket.other_data:
@@ -725,6 +764,8 @@ cdef class Connection(FrameHandler):
         cdef Py_ssize_t pos = 0
         cdef PacketHeader h
         cdef int rv
+        if now > self.clock_ns:
+            self.clock_ns = now
         if self.state == S_TERMINATED:
             return
         self.bytes_received_total += length
@@ -846,6 +887,8 @@ cdef class Connection(FrameHandler):
         self.last_activity = now
 
         cdef bint ack_eliciting = self._process_frames(pkt + header_len, plain_len, h.packet_type, space_id, now)
+        if self.tracer is not None:
+            self._qlog_packet("transport:packet_received", h.packet_type, pn, plen, NULL, now)
 
         if space.largest_received == UINT64_MAX or pn > space.largest_received:
             if space.largest_received != UINT64_MAX and pn > space.largest_received + 1:
@@ -1201,6 +1244,11 @@ cdef class Connection(FrameHandler):
     cdef void on_frame_lost(self, int space_id, SentPacket* packet, FrameRecord* f):
         cdef Stream s
         cdef int kind = f.kind
+        if self.tracer is not None and packet.pn != self.last_lost_logged:
+            self.last_lost_logged = packet.pn
+            self.tracer.event("recovery:packet_lost", {
+                "header": {"packet_type": _QLOG_SPACE_NAMES[space_id], "packet_number": packet.pn}},
+                self.clock_ns / 1e9)
         if kind == FRAME_STREAM:
             s = self.streams.get(f.stream_id)
             if s is not None and s.send is not None and s.reset_code < 0:
@@ -1688,6 +1736,9 @@ cdef class Connection(FrameHandler):
             tp.validate_connection_ids(params, False, expected_initial_scid=self.peer_cid)
         self.peer_params = params
         self.peer_params_applied = True
+        if self.tracer is not None:
+            self.tracer.event("transport:parameters_set", dict(owner="remote", **_params_for_qlog(params)),
+                              self.clock_ns / 1e9)
         self.peer_max_bidi = params.initial_max_streams_bidi
         self.peer_max_uni = params.initial_max_streams_uni
         self.conn_send_window.update(params.initial_max_data)
@@ -1751,6 +1802,14 @@ cdef class Connection(FrameHandler):
         if self.terminated_error is None:
             self.terminated_error = err
         self._events.append(events.ConnectionTerminated(self.terminated_error))
+        if self.tracer is not None:
+            err = self.terminated_error
+            self.tracer.event("connectivity:connection_closed", {
+                "owner": "remote" if getattr(err, "remote", False) else "local",
+                "error_code": getattr(err, "error_code", None), "reason": str(err),
+                "trigger": type(err).__name__}, self.clock_ns / 1e9)
+            self.tracer.close()
+            self.tracer = None
 
     cdef bint _is_stateless_reset(self, const uint8_t* tail):
         """RFC 9000 §10.3.1: an undecryptable packet ending in a reset token
@@ -1825,6 +1884,8 @@ cdef class Connection(FrameHandler):
         cdef int64_t t = to_ns(now)
         cdef int space_id
         cdef int64_t now_ns = t
+        if t > self.clock_ns:
+            self.clock_ns = t
         if self.state == S_TERMINATED:
             return
         if self.state >= S_CLOSING:
@@ -1875,6 +1936,38 @@ cdef class Connection(FrameHandler):
                                       space.crypto_send.sent_offset - space.crypto_send.acked_offset, False)
 
     # ------------------------------------------------------------------
+    # qlog (only when a tracer is set)
+    # ------------------------------------------------------------------
+
+    cdef void _qlog_packet(self, str name, int ptype, uint64_t pn, Py_ssize_t length, SentPacket* rec, int64_t now):
+        cdef list frames = []
+        cdef int i
+        cdef FrameRecord* f
+        if rec != NULL:
+            if rec.largest_acked_sent != UINT64_MAX:
+                frames.append({"frame_type": "ack", "largest_acknowledged": rec.largest_acked_sent})
+            for i in range(rec.frame_count):
+                f = &rec.frames[i]
+                if f.kind == FRAME_STREAM:
+                    frames.append({"frame_type": "stream", "stream_id": f.stream_id, "offset": f.offset,
+                                   "length": f.length, "fin": bool(f.fin)})
+                elif f.kind == FRAME_CRYPTO:
+                    frames.append({"frame_type": "crypto", "offset": f.offset, "length": f.length})
+                else:
+                    frames.append({"frame_type": _QLOG_FRAME_NAMES.get(f.kind, "unknown")})
+        data = {"header": {"packet_type": _QLOG_PACKET_NAMES[ptype], "packet_number": pn},
+                "raw": {"length": length}}
+        if rec != NULL:
+            data["frames"] = frames
+        self.tracer.event(name, data, now / 1e9)
+        if rec != NULL and rec.ack_eliciting:
+            r = self.recovery
+            self.tracer.event("recovery:metrics_updated", {
+                "congestion_window": r.cc.congestion_window, "bytes_in_flight": r.cc.bytes_in_flight,
+                "smoothed_rtt": r.rtt.smoothed_rtt / 1e6, "min_rtt": r.rtt.min_rtt / 1e6,
+                "latest_rtt": r.rtt.latest_rtt / 1e6, "pto_count": r.pto_count}, now / 1e9)
+
+    # ------------------------------------------------------------------
     # Sending (RFC 9000 §12–14, §17)
     # ------------------------------------------------------------------
 
@@ -1906,6 +1999,8 @@ cdef class Connection(FrameHandler):
                           Py_ssize_t* seg_out, Py_ssize_t* total_out) except -1:
         cdef Py_ssize_t pos = 0, n, seg = self.max_datagram_size
         cdef int count = 0
+        if now > self.clock_ns:
+            self.clock_ns = now
         while count < max_datagrams and pos + seg <= cap:
             n = self._build_datagram(buf + pos, seg, now)
             if n <= 0:
@@ -2101,6 +2196,8 @@ cdef class Connection(FrameHandler):
         rec.ack_eliciting = ack_eliciting
         rec.in_flight = ack_eliciting or padding_only or pad_to > 0
         self.recovery.on_packet_sent(space_id, rec, now)
+        if self.tracer is not None:
+            self._qlog_packet("transport:packet_sent", ptype, pn, total, rec, now)
         space.next_pn = pn + 1
         self._last_packet_ack_eliciting = ack_eliciting
         if ack_eliciting and space.probes:

@@ -61,8 +61,6 @@ def test_untrusted_certificate_fails_without_k(served):
     assert result.returncode == 2 and b"quicfast get:" in result.stderr
 
 
-@pytest.mark.xfail(strict=False, reason="core: a server never completes the handshake of a 0-RTT connection "
-                   "(HandshakeTimeoutError), so a client that lingers gets a stateless reset")
 def test_session_file_gives_0rtt(served, tmp_path):
     _, port, ca, _ = served
     session = str(tmp_path / "session.json")

@@ -2,6 +2,8 @@
 
 import asyncio
 
+import pytest
+
 import quicfast
 from tests.helpers.engines import client_tls, server_tls
 
@@ -24,10 +26,12 @@ async def _first_connection(transport, listener, tls):
     await conn.wait_closed()
 
 
-def test_zero_rtt_accepted():
+@pytest.mark.parametrize("early_listener", [True, False], ids=["listen_early", "listen"])
+def test_zero_rtt_accepted(early_listener):
     async def main():
         transport = await quicfast.Transport.bind("127.0.0.1", 0)
-        listener = transport.listen_early(server_tls(), quicfast.Config(allow_0rtt=True))
+        listen = transport.listen_early if early_listener else transport.listen
+        listener = listen(server_tls(), quicfast.Config(allow_0rtt=True))
         tls = client_tls()
         await _first_connection(transport, listener, tls)
         conn = await quicfast.dial_addr_early(transport.local_addr, tls, quicfast.Config(allow_0rtt=True),
@@ -39,6 +43,9 @@ def test_zero_rtt_accepted():
         peer = await server_conn.accept_stream()
         assert await peer.read_all() == b"early bytes"
         await conn.handshake_complete()
+        # An acknowledged 0-RTT packet must not confirm the client's handshake
+        # before its Finished went out: the server completes too.
+        await server_conn.handshake_complete()
         state = conn.connection_state()
         assert state.used_0rtt and state.tls["session_resumed"] and not conn.zero_rtt_rejected
         conn.close()

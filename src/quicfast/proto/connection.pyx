@@ -381,6 +381,9 @@ cdef class Connection(FrameHandler):
     cdef uint64_t last_lost_logged
     # clock_ns is the latest time any input carried (for events with no time of their own).
     cdef int64_t clock_ns
+    # first_1rtt_pn is the first application-space pn sent with 1-RTT keys
+    # (0-RTT packets share the space; their ACKs confirm nothing).
+    cdef uint64_t first_1rtt_pn
 
     def __init__(self, *, bint is_client, config, tls_config, bytes host_cid, bytes peer_cid,
                  bytes original_dcid=None, str server_name=None, bytes retry_scid=None,
@@ -427,6 +430,7 @@ cdef class Connection(FrameHandler):
         self.datagrams_out = collections.deque()
         self.created = to_ns(now)
         self.clock_ns = self.created
+        self.first_1rtt_pn = UINT64_MAX
         self.last_activity = self.created
         self.idle_timeout_ns = to_ns(config.handshake_idle_timeout)
         self.close_deadline = TIME_NONE
@@ -1217,8 +1221,10 @@ cdef class Connection(FrameHandler):
             space.largest_acked_by_peer = ends[0] - 1
         if self.is_client and space_id == SPACE_HANDSHAKE:
             self.recovery.peer_completed_address_validation = True
-        if space_id == SPACE_APPLICATION and not self.handshake_confirmed and self.handshake_complete and self.is_client:
-            # RFC 9001 §4.1.2: an acknowledged 1-RTT packet confirms the handshake.
+        if space_id == SPACE_APPLICATION and not self.handshake_confirmed and self.handshake_complete and \
+                self.is_client and self.first_1rtt_pn != UINT64_MAX and ends[0] - 1 >= self.first_1rtt_pn:
+            # RFC 9001 §4.1.2: an acknowledged 1-RTT packet confirms the handshake
+            # (an acknowledged 0-RTT packet does not: our Finished may still be unsent).
             self._confirm_handshake(now)
         return 0
 
@@ -2199,6 +2205,8 @@ cdef class Connection(FrameHandler):
         if self.tracer is not None:
             self._qlog_packet("transport:packet_sent", ptype, pn, total, rec, now)
         space.next_pn = pn + 1
+        if ptype == PACKET_ONE_RTT and self.first_1rtt_pn == UINT64_MAX:
+            self.first_1rtt_pn = pn
         self._last_packet_ack_eliciting = ack_eliciting
         if ack_eliciting and space.probes:
             space.probes -= 1

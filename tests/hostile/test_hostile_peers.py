@@ -204,11 +204,6 @@ def test_new_connection_id_past_the_limit_is_connection_id_limit_error():
     assert a.closed_with == E.CONNECTION_ID_LIMIT_ERROR
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "proto.connection._handle_new_connection_id appends one entry to retire_cid_pending for every "
-    "retired sequence number with no cap (RFC 9000 §5.1.2: SHOULD limit unacknowledged retirements, "
-    "MAY close with CONNECTION_ID_LIMIT_ERROR): 73k NEW_CONNECTION_ID frames with rising "
-    "retire_prior_to grow the server's memory by ~2.7 MiB, linearly"))
 def test_new_connection_id_flood_with_retirements_keeps_state_bounded():
     """Each frame retires every earlier CID (retire_prior_to = seq), so the
     active count stays legal while the server owes one RETIRE_CONNECTION_ID

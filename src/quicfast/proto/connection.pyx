@@ -124,6 +124,7 @@ cdef enum:
     MAX_DATAGRAM_QUEUE = 256        # DATAGRAM frames queued each way
     MAX_PEER_CIDS = 8               # active_connection_id_limit we advertise ceiling
     MAX_PENDING_PATH_RESPONSES = 4
+    MAX_PENDING_RETIREMENTS = 64    # RETIRE_CONNECTION_ID frames we may owe
     CLOSE_RESEND_INTERVAL_NS = 50000000
 
 cdef int64_t NS = 1000000000
@@ -1550,6 +1551,9 @@ cdef class Connection(FrameHandler):
                 return 0
         if seq < self.peer_retire_prior_to:
             self.retire_cid_pending.append(seq)   # already retired: retire immediately
+            if len(self.retire_cid_pending) > MAX_PENDING_RETIREMENTS:
+                raise errors.TransportError(E.CONNECTION_ID_LIMIT_ERROR, frame_type=F_NEW_CONNECTION_ID,
+                                            reason="too many connection IDs to retire")
             return 0
         self.peer_cids.append([seq, cid, token])
         if retire_prior_to > self.peer_retire_prior_to:
@@ -1558,6 +1562,10 @@ cdef class Connection(FrameHandler):
             for entry in self.peer_cids:
                 if entry[0] < retire_prior_to:
                     self.retire_cid_pending.append(entry[0])
+                    if len(self.retire_cid_pending) > MAX_PENDING_RETIREMENTS:
+                        # RFC 9000 §5.1.2: bound the retirements we owe the peer.
+                        raise errors.TransportError(E.CONNECTION_ID_LIMIT_ERROR, frame_type=F_NEW_CONNECTION_ID,
+                                                    reason="too many connection IDs to retire")
                 else:
                     kept.append(entry)
             self.peer_cids = kept
@@ -2078,7 +2086,7 @@ cdef class Connection(FrameHandler):
                 break
         if needs_padding and pos < MIN_INITIAL_DATAGRAM_SIZE and pos > 0 and room >= MIN_INITIAL_DATAGRAM_SIZE:
             # Pad with a PADDING-only packet in the highest space that has keys.
-            for space_id in (SPACE_APPLICATION, SPACE_HANDSHAKE, SPACE_INITIAL):
+            for space_id in (SPACE_INITIAL, SPACE_HANDSHAKE, SPACE_APPLICATION):
                 if (<PacketSpace>self.spaces[space_id]).send_keys is not None and not (<PacketSpace>self.spaces[space_id]).discarded:
                     n = self._build_packet(buf + pos, room - pos, space_id, now, MIN_INITIAL_DATAGRAM_SIZE - pos, True)
                     pos += n
@@ -2200,7 +2208,11 @@ cdef class Connection(FrameHandler):
             raise RuntimeError("packet protection failed (%d)" % total)
         rec.size = <uint32_t>total
         rec.ack_eliciting = ack_eliciting
-        rec.in_flight = ack_eliciting or padding_only or pad_to > 0
+        # Only ack-eliciting packets count in flight: a PADDING-only packet the
+        # peer may never acknowledge (it can lack the keys, or have nothing to
+        # ACK for) must not fill the congestion window with no PTO to recover
+        # it. RFC 9002 §2 counts them; we deliberately do not.
+        rec.in_flight = ack_eliciting
         self.recovery.on_packet_sent(space_id, rec, now)
         if self.tracer is not None:
             self._qlog_packet("transport:packet_sent", ptype, pn, total, rec, now)

@@ -104,6 +104,9 @@ class Config:
     #: ACK policy: our max_ack_delay (s), and ack-eliciting packets before an immediate ACK.
     max_ack_delay: float = 0.025
     ack_eliciting_threshold: int = 2
+    #: Start a 1-RTT key update after this many packets sent in one key phase
+    #: (quic-go's KeyUpdateInterval); 0 leaves updates to the AEAD limits alone.
+    key_update_interval: int = 100_000
     #: qlog tracer factory: called as tracer(is_client, odcid) -> connection tracer or None.
     tracer: Optional[Callable] = None
 
@@ -123,5 +126,7 @@ class Config:
             self.max_connection_receive_window = self.initial_connection_receive_window
         if self.congestion_control not in ("cubic", "newreno", "reno"):
             raise ValueError('congestion_control must be "cubic" or "newreno"')
+        if self.key_update_interval < 0:
+            raise ValueError("key_update_interval must not be negative")
         if self.max_incoming_streams < 0 or self.max_incoming_uni_streams < 0:
             raise ValueError("stream limits must not be negative")

@@ -369,6 +369,14 @@ cdef class Connection(FrameHandler):
     cdef bytes send_secret_1rtt, recv_secret_1rtt
     cdef PacketProtection next_recv_keys, prev_recv_keys
     cdef bint key_update_pending_confirm
+    # packets_in_phase counts 1-RTT packets sent under the current send key;
+    # key_update_after is when we start an update (RFC 9001 §6.6 limits).
+    cdef uint64_t packets_in_phase
+    cdef public uint64_t key_update_after
+    # aead_confidentiality_limit / aead_integrity_limit are RFC 9001 §6.6's
+    # limits for the negotiated AEAD (public so tests can lower them).
+    cdef public uint64_t aead_confidentiality_limit, aead_integrity_limit
+    cdef readonly uint64_t auth_failures, key_updates
     cdef uint64_t key_phase_first_pn
     cdef bint _last_packet_ack_eliciting
     # Scratch buffer for received datagrams (decrypted in place).
@@ -867,8 +875,13 @@ cdef class Connection(FrameHandler):
             plain_len = keys.aead.open(pkt, header_len, plen - header_len, pn)
         if plain_len < 0:
             self.packets_dropped += 1
-            if h.packet_type == PACKET_ONE_RTT and plen >= 21 and self._is_stateless_reset(pkt + plen - 16):
-                return -1
+            if h.packet_type == PACKET_ONE_RTT:
+                if plen >= 21 and self._is_stateless_reset(pkt + plen - 16):
+                    return -1
+                self.auth_failures += 1
+                if self.aead_integrity_limit and self.auth_failures >= self.aead_integrity_limit:
+                    # RFC 9001 §6.6: too many forgeries tried against our keys.
+                    raise errors.TransportError(E.AEAD_LIMIT_REACHED, reason="AEAD integrity limit reached")
             return 0   # authentication failure: drop silently (RFC 9001 §5.5)
 
         # Reserved bits must be zero once protection is removed (RFC 9000 §17.2, §17.3.1).
@@ -947,6 +960,8 @@ cdef class Connection(FrameHandler):
         self.key_phase ^= 1
         self.key_phase_first_pn = pn
         self.send_secret_1rtt, space.send_keys = space.send_keys.next_phase(self.send_secret_1rtt)
+        self.packets_in_phase = 0
+        self.key_updates += 1
         return rv
 
     cdef void _on_peer_address_change(self, object addr, Py_ssize_t datagram_length, int64_t now):
@@ -1007,6 +1022,8 @@ cdef class Connection(FrameHandler):
         self.key_update_pending_confirm = True
         self.key_phase ^= 1
         self.key_phase_first_pn = space.largest_received + 1 if space.largest_received != UINT64_MAX else 0
+        self.packets_in_phase = 0
+        self.key_updates += 1
 
     cdef void _handle_version_negotiation(self, uint8_t* pkt, PacketHeader* h):
         cdef Py_ssize_t pos = h.pn_offset
@@ -1668,6 +1685,12 @@ cdef class Connection(FrameHandler):
             space.send_keys = keys
             if level == tls.Level.ONE_RTT:
                 self.send_secret_1rtt = secret
+                self.aead_confidentiality_limit = _crypto.confidentiality_limit(int(cipher_suite))
+                self.aead_integrity_limit = _crypto.integrity_limit(int(cipher_suite))
+                interval = self.config.key_update_interval
+                # Update well before the confidentiality limit even when the interval is off.
+                self.key_update_after = min(interval or self.aead_confidentiality_limit,
+                                            self.aead_confidentiality_limit - self.aead_confidentiality_limit // 8)
         else:
             space.recv_keys = keys
             if level == tls.Level.ONE_RTT:
@@ -2217,8 +2240,16 @@ cdef class Connection(FrameHandler):
         if self.tracer is not None:
             self._qlog_packet("transport:packet_sent", ptype, pn, total, rec, now)
         space.next_pn = pn + 1
-        if ptype == PACKET_ONE_RTT and self.first_1rtt_pn == UINT64_MAX:
-            self.first_1rtt_pn = pn
+        if ptype == PACKET_ONE_RTT:
+            if self.first_1rtt_pn == UINT64_MAX:
+                self.first_1rtt_pn = pn
+            self.packets_in_phase += 1
+            if self.packets_in_phase >= self.key_update_after and self.handshake_confirmed:
+                if not self.key_update_pending_confirm:
+                    self.request_key_update()       # RFC 9001 §6.1, before the AEAD limit
+                elif self.packets_in_phase >= self.aead_confidentiality_limit:
+                    self._enter_closing(errors.TransportError(
+                        E.AEAD_LIMIT_REACHED, reason="AEAD confidentiality limit reached"))
         self._last_packet_ack_eliciting = ack_eliciting
         if ack_eliciting and space.probes:
             space.probes -= 1

@@ -366,7 +366,7 @@ class Transport:
                 conn = self._route(data, addr, now)
                 if conn is not None:
                     # Decrypted in place in the receive pool: no copy.
-                    conn._engine.receive_datagram_inplace(data, addr, now)
+                    conn._engine.receive_datagram_inplace(data, addr, now, udp.ecn(i))
                     if conn._half_open and conn._engine.packets_received == 0:
                         self._detach(conn)      # its first Initial did not even decrypt: keep nothing
                         continue
@@ -477,7 +477,7 @@ class Transport:
             if count == 0:
                 break
             try:
-                self._udp.send(memoryview(buf)[:total], addr, segment if count > 1 else 0)
+                self._udp.send(memoryview(buf)[:total], addr, segment if count > 1 else 0, engine.ecn_mark)
             except BlockingIOError:
                 break   # the socket is full: recovery treats these packets as lost
             except OSError:

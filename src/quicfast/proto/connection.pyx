@@ -244,6 +244,12 @@ cdef class PacketSpace:
     cdef bint discarded
     cdef int probes
     cdef uint64_t ecn_ce_seen
+    # ecn_received counts received packets by codepoint: [ECT(0), ECT(1), CE].
+    cdef uint64_t ecn_received[3]
+    # peer_ecn holds the peer's last reported counts, [ECT(0), ECT(1), CE].
+    cdef uint64_t peer_ecn[3]
+    # ecn_first_marked_pn is the first pn we sent marked ECT(0) (UINT64_MAX: none).
+    cdef uint64_t ecn_first_marked_pn
 
     def __cinit__(self):
         self.received = RangeSet(MAX_ACK_RANGES_TRACKED)
@@ -252,6 +258,7 @@ cdef class PacketSpace:
         self.ack_deadline = TIME_NONE
         self.crypto_send = SendBuffer()
         self.crypto_recv = RecvBuffer()
+        self.ecn_first_marked_pn = UINT64_MAX
 
     cdef bint ack_due(self, int64_t now):
         return self.received.count > 0 and (self.ack_immediately or (self.ack_deadline != TIME_NONE and now >= self.ack_deadline))
@@ -393,6 +400,12 @@ cdef class Connection(FrameHandler):
     # first_1rtt_pn is the first application-space pn sent with 1-RTT keys
     # (0-RTT packets share the space; their ACKs confirm nothing).
     cdef uint64_t first_1rtt_pn
+    # rx_ecn is the ECN codepoint of the datagram being processed (0-3).
+    cdef int rx_ecn
+    # ecn_enabled: we mark ECT(0) and validate (RFC 9000 §13.4.2); cleared
+    # for good when the path or the peer fails validation.
+    cdef readonly bint ecn_enabled
+    cdef readonly uint64_t ecn_ce_reported
 
     def __init__(self, *, bint is_client, config, tls_config, bytes host_cid, bytes peer_cid,
                  bytes original_dcid=None, str server_name=None, bytes retry_scid=None,
@@ -439,6 +452,7 @@ cdef class Connection(FrameHandler):
         self.datagrams_out = collections.deque()
         self.created = to_ns(now)
         self.clock_ns = self.created
+        self.ecn_enabled = True
         self.first_1rtt_pn = UINT64_MAX
         self.last_activity = self.created
         self.idle_timeout_ns = to_ns(config.handshake_idle_timeout)
@@ -749,7 +763,7 @@ cdef class Connection(FrameHandler):
     # Receiving
     # ------------------------------------------------------------------
 
-    def receive_datagram(self, data, addr, double now):
+    def receive_datagram(self, data, addr, double now, int ecn=0):
         """Process one UDP datagram (possibly several coalesced packets).
 
         `data` is copied once into a scratch buffer and decrypted there.
@@ -762,15 +776,17 @@ cdef class Connection(FrameHandler):
             self.scratch = bytearray(SCRATCH_SIZE)
             self.scratch_ptr = <uint8_t*>(<char*>self.scratch)
         memcpy(self.scratch_ptr, &view[0], n)
+        self.rx_ecn = ecn & 3
         self._receive(self.scratch_ptr, n, addr, to_ns(now))
 
-    def receive_datagram_inplace(self, data, addr, double now):
+    def receive_datagram_inplace(self, data, addr, double now, int ecn=0):
         """Fast path: process a datagram in a writable buffer the caller owns
         (e.g. a slice of the socket layer's receive pool). The buffer is
         decrypted in place and must not be reused by the caller afterwards."""
         cdef uint8_t[:] view = data
         if view.shape[0] == 0:
             return
+        self.rx_ecn = ecn & 3
         self._receive(&view[0], view.shape[0], addr, to_ns(now))
 
     cdef void _receive(self, uint8_t* data, Py_ssize_t length, object addr, int64_t now):
@@ -916,6 +932,9 @@ cdef class Connection(FrameHandler):
         elif ack_eliciting:
             space.ack_immediately = True       # out of order
         space.received.add(pn, pn + 1)
+        if self.rx_ecn:
+            # Codepoints: ECT(1)=1, ECT(0)=2, CE=3 -> [ECT(0), ECT(1), CE].
+            space.ecn_received[0 if self.rx_ecn == 2 else 1 if self.rx_ecn == 1 else 2] += 1
         if (not self.is_client and h.packet_type == PACKET_ONE_RTT and addr is not None
                 and self.peer_addr is not None and pn == space.largest_received
                 and self.rx_non_probing and addr != self.peer_addr and self.handshake_confirmed):
@@ -1199,6 +1218,7 @@ cdef class Connection(FrameHandler):
 
     cdef int _handle_ack_frame(self, Reader* r, uint64_t ftype, int space_id, int64_t now) except -1:
         cdef uint64_t largest, delay, count, first, gap, rlen, i, smallest, ect0, ect1, ce
+        ect0 = ect1 = ce = 0
         cdef uint64_t[MAX_ACK_RANGES_PARSED] starts
         cdef uint64_t[MAX_ACK_RANGES_PARSED] ends
         cdef Py_ssize_t n = 0
@@ -1230,6 +1250,10 @@ cdef class Connection(FrameHandler):
         cdef PacketSpace space = <PacketSpace>self.spaces[space_id]
         if space.discarded:
             return 0
+        cdef SentPacket* largest_rec = self.recovery._log(space_id).get(ends[0] - 1)
+        cdef int64_t largest_sent_time = largest_rec.time_sent if largest_rec != NULL else now
+        if self.ecn_enabled and space.ecn_first_marked_pn != UINT64_MAX and ends[0] - 1 >= space.ecn_first_marked_pn:
+            self._validate_ecn(space, space_id, ftype == F_ACK_ECN, ect0, ect1, ce, largest_sent_time, now)
         cdef int64_t ack_delay_ns = 0
         if space_id == SPACE_APPLICATION:
             ack_delay_ns = <int64_t>((delay << self.ack_delay_exponent_peer) * 1000)
@@ -1245,6 +1269,29 @@ cdef class Connection(FrameHandler):
             # (an acknowledged 0-RTT packet does not: our Finished may still be unsent).
             self._confirm_handshake(now)
         return 0
+
+    cdef void _validate_ecn(self, PacketSpace space, int space_id, bint has_counts, uint64_t ect0,
+                            uint64_t ect1, uint64_t ce, int64_t sent_time, int64_t now):
+        """RFC 9000 §13.4.2: an ACK of ECT(0)-marked packets must report ECN
+        counts that never decrease and never show ECT(1) (we send none);
+        otherwise the path or the peer mangles ECN and we stop marking. A
+        rising CE count is a congestion signal (RFC 9002 §7.1)."""
+        if not has_counts or ect1 > space.peer_ecn[1] or ect0 < space.peer_ecn[0] or ce < space.peer_ecn[2] \
+                or ect0 + ce == 0:
+            self.ecn_enabled = False
+            return
+        if ce > space.peer_ecn[2]:
+            self.ecn_ce_reported += ce - space.peer_ecn[2]
+            self.recovery.on_ecn_ce(space_id, sent_time, now)
+        space.peer_ecn[0] = ect0
+        space.peer_ecn[1] = ect1
+        space.peer_ecn[2] = ce
+
+    @property
+    def ecn_mark(self):
+        """The ECN codepoint to set on outgoing datagrams: 2 (ECT(0)) while ECN
+        is in use, 0 once validation failed."""
+        return 2 if self.ecn_enabled else 0
 
     # Recovery callbacks (FrameHandler) ---------------------------------
 
@@ -2240,6 +2287,8 @@ cdef class Connection(FrameHandler):
         if self.tracer is not None:
             self._qlog_packet("transport:packet_sent", ptype, pn, total, rec, now)
         space.next_pn = pn + 1
+        if self.ecn_enabled and space.ecn_first_marked_pn == UINT64_MAX:
+            space.ecn_first_marked_pn = pn
         if ptype == PACKET_ONE_RTT:
             if self.first_1rtt_pn == UINT64_MAX:
                 self.first_1rtt_pn = pn
@@ -2294,11 +2343,12 @@ cdef class Connection(FrameHandler):
             delay_us = <uint64_t>(now - space.largest_received_time) // 1000
         cdef uint64_t delay = delay_us >> 3   # our ack_delay_exponent is 3
         cdef Py_ssize_t count = rs.count if rs.count < MAX_ACK_RANGES_SENT else MAX_ACK_RANGES_SENT
-        if w.end - w.pos < 1 + 8 + 8 + 8 + 8 + 16 * (count - 1) + 1:
+        if w.end - w.pos < 1 + 8 + 8 + 8 + 8 + 16 * (count - 1) + 24 + 1:
             count = 1
             if w.end - w.pos < 40:
                 return 0
-        writer_uint8(w, F_ACK)
+        cdef bint with_ecn = (space.ecn_received[0] | space.ecn_received[1] | space.ecn_received[2]) != 0
+        writer_uint8(w, F_ACK_ECN if with_ecn else F_ACK)
         writer_varint(w, largest)
         writer_varint(w, delay)
         writer_varint(w, count - 1)
@@ -2309,6 +2359,10 @@ cdef class Connection(FrameHandler):
             writer_varint(w, prev_start - rs.ends[i] - 1)       # gap
             writer_varint(w, rs.ends[i] - 1 - rs.starts[i])     # range length
             prev_start = rs.starts[i]
+        if with_ecn:
+            writer_varint(w, space.ecn_received[0])
+            writer_varint(w, space.ecn_received[1])
+            writer_varint(w, space.ecn_received[2])
         rec.largest_acked_sent = largest
         space.ack_eliciting_unacked = 0
         space.ack_immediately = False

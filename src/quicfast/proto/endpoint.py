@@ -13,8 +13,9 @@ do, and gets back one of the `Decision` values below. Time is a float
 Token format (opaque to clients): one kind byte (`R` for Retry, `N` for
 NEW_TOKEN), a 12-byte nonce, then AES-128-GCM over (issue time as a 64-bit
 millisecond count, the original DCID, the Retry SCID) with the client's
-address as associated data, so a token only validates the address it was
-issued to.
+address as associated data (IP and port for Retry tokens, IP only for
+NEW_TOKEN ones, which later connections present from new ports), so a token
+only validates the address it was issued to.
 """
 
 from __future__ import annotations
@@ -64,13 +65,13 @@ class ValidatedToken:
     retry_scid: bytes
 
 
-def _address_bytes(addr) -> bytes:
+def _address_bytes(addr, with_port: bool) -> bytes:
     host = addr[0]
     try:
         packed = ipaddress.ip_address(host.split("%")[0]).packed
     except ValueError:
         packed = host.encode()
-    return packed + struct.pack("!H", addr[1])
+    return packed + struct.pack("!H", addr[1]) if with_port else packed
 
 
 class TokenCodec:
@@ -86,7 +87,9 @@ class TokenCodec:
         kind = b"R" if original_dcid else b"N"
         nonce = os.urandom(12)
         body = struct.pack("!QB", int(now * 1000), len(original_dcid)) + original_dcid + retry_scid
-        return kind + nonce + self._aead.encrypt(nonce, body, kind + _address_bytes(addr))
+        # A Retry token is for this exact 4-tuple; a NEW_TOKEN one is used by a
+        # later connection, usually from another port, so it binds the IP only.
+        return kind + nonce + self._aead.encrypt(nonce, body, kind + _address_bytes(addr, kind == b"R"))
 
     def validate(self, token: bytes, addr, now: float) -> Optional[ValidatedToken]:
         """The token's contents when it is ours, intact, issued to `addr` and
@@ -95,7 +98,7 @@ class TokenCodec:
             return None
         kind = token[:1]
         try:
-            body = self._aead.decrypt(token[1:13], token[13:], kind + _address_bytes(addr))
+            body = self._aead.decrypt(token[1:13], token[13:], kind + _address_bytes(addr, kind == b"R"))
         except Exception:
             return None
         issued_ms, odcid_len = struct.unpack("!QB", body[:9])

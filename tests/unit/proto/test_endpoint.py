@@ -25,6 +25,8 @@ def test_new_token_expires_after_max_age():
     token = codec.issue(ADDR, 100.0)
     assert codec.validate(token, ADDR, 150.0) is not None
     assert not codec.validate(token, ADDR, 150.0).retry
+    assert codec.validate(token, ("192.0.2.1", 5555), 150.0) is not None   # new port: still this client
+    assert codec.validate(token, ("192.0.2.9", 4433), 150.0) is None       # another host
     assert codec.validate(token, ADDR, 161.0) is None
 
 

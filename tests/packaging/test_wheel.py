@@ -24,6 +24,7 @@ print("ok")
 """
 
 
+@pytest.mark.timeout(1800)   # compiles every extension module from scratch
 @pytest.mark.skipif(os.environ.get("QUICFAST_SKIP_WHEEL_TEST") == "1", reason="QUICFAST_SKIP_WHEEL_TEST=1 set")
 def test_wheel_installs_and_runs_vectors_in_fresh_venv():
     with tempfile.TemporaryDirectory() as tmp:

@@ -103,8 +103,9 @@ class Net:
         self.delivered_bytes["c2s"] += len(data)
         self.server.receive_datagram(data, CLIENT_ADDR, self.now)
 
-    def step(self) -> bool:
-        """Advance to the next arrival or timer; False when nothing is left to happen."""
+    def step(self, limit: Optional[float] = None) -> bool:
+        """Advance to the next arrival or timer, but not past `limit`; False
+        when nothing is left to happen by then."""
         candidates = []
         if self._heap:
             candidates.append(self._heap[0][0])
@@ -118,6 +119,9 @@ class Net:
                     self._stale.pop(conn, None)
                     candidates.append(t)
         if not candidates:
+            return False
+        if limit is not None and min(candidates) > limit:
+            self.now = max(self.now, limit)
             return False
         self.now = max(self.now, min(candidates))
         while self._heap and self._heap[0][0] <= self.now:
@@ -144,6 +148,6 @@ class Net:
         for _ in range(max_steps):
             if predicate():
                 return True
-            if self.now > max_time or not self.step():
+            if self.now > max_time or not self.step(max_time):
                 return predicate()
         return predicate()

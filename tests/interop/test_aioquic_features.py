@@ -22,14 +22,6 @@ from aioquic.quic.events import DatagramFrameReceived  # noqa: E402
 
 TIMEOUT = 30
 
-#: quicfast's ClientHello carries psk_key_exchange_modes only when it offers a
-#: ticket (tls/context.py `_start`), and aioquic (like OpenSSL) issues
-#: NewSessionTicket only to clients that sent that extension (aioquic tls.py:
-#: `new_session_ticket_cb is not None and self._psk_key_exchange_mode is not None`).
-PSK_MODES_BUG = pytest.mark.xfail(strict=True, reason=(
-    "quicfast bug: a fresh ClientHello omits psk_key_exchange_modes (sent only with a ticket), "
-    "so aioquic never sends a NewSessionTicket and quicfast can never resume or use 0-RTT "
-    "with an aioquic server"))
 V1, V2 = 0x00000001, 0x6B3343CF
 VERSIONS = pytest.mark.parametrize("version", [V1, V2], ids=["v1", "v2"])
 
@@ -256,7 +248,6 @@ def test_new_token_from_quicfast_lets_aioquic_skip_retry():
 
 # -- session resumption -------------------------------------------------------
 
-@PSK_MODES_BUG
 def test_resumption_quicfast_client_aioquic_server():
     async def main():
         db = TicketDB()
@@ -308,7 +299,6 @@ async def _quicfast_ticket_from(addr, tls):
     await conn.wait_closed()
 
 
-@PSK_MODES_BUG
 @pytest.mark.parametrize("accepted", [True, False], ids=["accepted", "rejected"])
 def test_zero_rtt_quicfast_client_aioquic_server(accepted):
     async def main():
@@ -632,12 +622,6 @@ def test_datagrams_quicfast_client_aioquic_server():
     run(main())
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "quicfast bug: Connection.max_datagram_payload (and so send_datagram's DatagramTooLargeError limit) "
-    "is room-1 but the packet builder only writes a DATAGRAM when 1+8+len(data) bytes are left "
-    "(_write_control_frames: `w.end - w.pos >= 1 + 8 + len(self.datagrams_out[0])`), so the last ~6 "
-    "accepted sizes are never sent; worse, that datagram stays at the head of datagrams_out "
-    "and blocks every later datagram on the connection (quicfast to quicfast too)"))
 def test_largest_datagram_quicfast_client_aioquic_server():
     async def main():
         server, addr = await _aioquic_server(_aioquic_server_config(max_datagram_frame_size=65536))

@@ -405,6 +405,13 @@ cdef class Connection(FrameHandler):
     # ecn_enabled: we mark ECT(0) and validate (RFC 9000 §13.4.2); cleared
     # for good when the path or the peer fails validation.
     cdef readonly bint ecn_enabled
+    # DPLPMTUD (RFC 8899): pmtud_low is the largest size known to work,
+    # pmtud_high the largest still worth trying, pmtud_probe the size of the
+    # probe in flight (0: none), pmtud_probe_building the size being built now.
+    cdef readonly int pmtud_low, pmtud_high
+    cdef int pmtud_probe, pmtud_probe_building
+    cdef bint pmtud_enabled
+    cdef readonly uint64_t pmtud_black_holes
     cdef readonly uint64_t ecn_ce_reported
 
     def __init__(self, *, bint is_client, config, tls_config, bytes host_cid, bytes peer_cid,
@@ -454,6 +461,9 @@ cdef class Connection(FrameHandler):
         self.clock_ns = self.created
         self.ecn_enabled = True
         self.first_1rtt_pn = UINT64_MAX
+        self.pmtud_enabled = not config.disable_path_mtu_discovery
+        self.pmtud_low = config.initial_packet_size
+        self.pmtud_high = config.max_packet_size
         self.last_activity = self.created
         self.idle_timeout_ns = to_ns(config.handshake_idle_timeout)
         self.close_deadline = TIME_NONE
@@ -574,8 +584,10 @@ cdef class Connection(FrameHandler):
         """Largest DATAGRAM payload we may send now (0 when unsupported)."""
         if not self.datagrams_supported:
             return 0
-        room = self.max_datagram_size - 1 - len(self.peer_cid) - 4 - AEAD_TAG_SIZE - 1
-        return max(0, min(room, self.peer_max_datagram_frame_size - 1))
+        # A 1-RTT packet holding only this frame: first byte, DCID, a packet
+        # number of up to 4 bytes, the tag, the frame type and a 2-byte length.
+        room = self.max_datagram_size - 1 - len(self.peer_cid) - 4 - AEAD_TAG_SIZE - 1 - 2
+        return max(0, min(room, self.peer_max_datagram_frame_size - 3))
 
     def stats(self):
         """quic-go style ConnectionStats: RTT (seconds), cwnd, bytes and packets."""
@@ -1311,6 +1323,8 @@ cdef class Connection(FrameHandler):
             if s is not None:
                 s.reset_acked = True
                 self._maybe_discard_stream(s)
+        elif kind == FRAME_PING and f.length == 1:
+            self._on_mtu_probe_result(<int>f.offset, True)
 
     cdef void on_frame_lost(self, int space_id, SentPacket* packet, FrameRecord* f):
         cdef Stream s
@@ -1360,6 +1374,8 @@ cdef class Connection(FrameHandler):
         elif kind == FRAME_PATH_CHALLENGE:
             if self.path_challenge is not None:
                 self.path_challenge_pending = True
+        elif kind == FRAME_PING and f.length == 1:
+            self._on_mtu_probe_result(<int>f.offset, False)
 
     cdef void on_ack_of_ack(self, int space_id, uint64_t largest_acked_sent):
         # The peer saw our ACK up to largest_acked_sent: stop reporting those.
@@ -1684,7 +1700,7 @@ cdef class Connection(FrameHandler):
         # RFC 9000 §10.2.2: enter draining for three PTOs.
         self.state = S_DRAINING
         self.terminated_error = err
-        self.close_deadline = now + 3 * self.recovery.pto_duration(SPACE_APPLICATION)
+        self.close_deadline = now + 3 * self._current_pto()
         return 0
 
     cdef int _handle_datagram_frame(self, Reader* r, uint64_t ftype) except -1:
@@ -1831,6 +1847,9 @@ cdef class Connection(FrameHandler):
         self.peer_max_datagram_frame_size = params.max_datagram_frame_size or 0
         if params.max_udp_payload_size < self.max_datagram_size:
             self.max_datagram_size = max(1200, params.max_udp_payload_size)
+            self.pmtud_low = self.max_datagram_size
+        if params.max_udp_payload_size < self.pmtud_high:
+            self.pmtud_high = max(self.pmtud_low, params.max_udp_payload_size)
         if self.is_client and params.stateless_reset_token is not None:
             self.peer_cids[0][2] = params.stateless_reset_token
         cdef Stream s
@@ -1876,7 +1895,7 @@ cdef class Connection(FrameHandler):
                 self.close_frame = (getattr(err, "error_code", 0), None, getattr(err, "reason", ""), True)
         self.terminated_error = err
         self.state = S_CLOSING
-        self.close_deadline = self.last_activity + 3 * self.recovery.pto_duration(SPACE_APPLICATION)
+        self.close_deadline = self.last_activity + 3 * self._current_pto()
         self.last_close_sent = -1
 
     cdef void _terminate(self, object err):
@@ -1938,7 +1957,7 @@ cdef class Connection(FrameHandler):
         if self.state >= S_CLOSING:
             return self.close_deadline
         if self.idle_timeout_ns:
-            t = self.last_activity + max(self.idle_timeout_ns, 3 * self.recovery.pto_duration(SPACE_APPLICATION))
+            t = self.last_activity + max(self.idle_timeout_ns, 3 * self._current_pto())
             if not self.handshake_complete:
                 t = min(t, self.created + to_ns(self.config.handshake_idle_timeout) * 2)
         x = self.recovery.get_loss_detection_timer(now_ns, (<PacketSpace>self.spaces[SPACE_HANDSHAKE]).send_keys is not None, self._server_amplification_blocked())
@@ -1955,6 +1974,16 @@ cdef class Connection(FrameHandler):
             if x < t:
                 t = x
         return t
+
+    cdef int64_t _current_pto(self):
+        """RFC 9000 §10.1/§10.2's "current PTO": without the exponential
+        backoff, which would stretch idle and closing periods without bound
+        while probes to a silent peer go unanswered."""
+        if not self.handshake_complete:
+            # During the handshake backed-off probes are all there is, and the
+            # handshake deadline (twice handshake_idle_timeout) bounds the wait.
+            return self.recovery.pto_duration(SPACE_APPLICATION)
+        return self.recovery.rtt.pto_base() + self.recovery.max_ack_delay
 
     cdef bint _server_amplification_blocked(self):
         return not self.is_client and not self.address_validated and \
@@ -1982,7 +2011,7 @@ cdef class Connection(FrameHandler):
                 self.terminated_error = errors.HandshakeTimeoutError()
                 self._terminate(self.terminated_error)
                 return
-            if t >= self.last_activity + max(self.idle_timeout_ns, 3 * self.recovery.pto_duration(SPACE_APPLICATION)):
+            if t >= self.last_activity + max(self.idle_timeout_ns, 3 * self._current_pto()):
                 self.state = S_DRAINING
                 if self.handshake_complete:
                     self.terminated_error = errors.IdleTimeoutError()
@@ -2008,6 +2037,8 @@ cdef class Connection(FrameHandler):
         """PTO fired (RFC 9002 §6.2.4): send one or two ack-eliciting probes,
         re-sending unacknowledged CRYPTO data when there is some."""
         cdef PacketSpace space
+        if self.recovery.pto_count >= 3:
+            self._on_possible_black_hole()
         if self._client_has_no_handshake_keys() and space_id != SPACE_APPLICATION:
             # Anti-deadlock (RFC 9002 §6.2.2.1): Handshake if we have keys, else Initial.
             space_id = SPACE_HANDSHAKE if (<PacketSpace>self.spaces[SPACE_HANDSHAKE]).send_keys is not None else SPACE_INITIAL
@@ -2085,6 +2116,15 @@ cdef class Connection(FrameHandler):
         cdef int count = 0
         if now > self.clock_ns:
             self.clock_ns = now
+        if self._mtu_probe_due() and self.pmtud_probe_size_next() <= cap:
+            # A probe travels alone: its size differs from the GSO segment size.
+            n = self._build_mtu_probe(buf, now)
+            if n > 0:
+                self.datagrams_sent += 1
+                self.bytes_sent_total += n
+                seg_out[0] = n
+                total_out[0] = n
+                return 1
         while count < max_datagrams and pos + seg <= cap:
             n = self._build_datagram(buf + pos, seg, now)
             if n <= 0:
@@ -2102,6 +2142,56 @@ cdef class Connection(FrameHandler):
         seg_out[0] = seg
         total_out[0] = pos
         return count
+
+    # DPLPMTUD (RFC 8899) ----------------------------------------------
+
+    cdef int pmtud_probe_size_next(self):
+        """Try the upper bound first (it usually works), then bisect."""
+        if self.pmtud_high - self.pmtud_low >= 20 and self.pmtud_probe == 0:
+            if self.pmtud_black_holes == 0 and self.pmtud_high == self.config.max_packet_size:
+                return self.pmtud_high
+            return (self.pmtud_low + self.pmtud_high + 1) // 2
+        return 0
+
+    cdef bint _mtu_probe_due(self):
+        if not self.pmtud_enabled or not self.handshake_confirmed or self.state != S_CONNECTED:
+            return False
+        if (<PacketSpace>self.spaces[SPACE_APPLICATION]).send_keys is None:
+            return False
+        cdef int size = self.pmtud_probe_size_next()
+        return size > 0 and self.recovery.cc.available() >= <uint64_t>size
+
+    cdef Py_ssize_t _build_mtu_probe(self, uint8_t* buf, int64_t now) except -1:
+        cdef int size = self.pmtud_probe_size_next()
+        self.pmtud_probe_building = size
+        cdef Py_ssize_t n = self._build_packet(buf, size, SPACE_APPLICATION, now, size, False)
+        self.pmtud_probe_building = 0
+        if n > 0:
+            self.pmtud_probe = size
+        return n
+
+    cdef void _on_mtu_probe_result(self, int size, bint acked):
+        if size != self.pmtud_probe:
+            return
+        self.pmtud_probe = 0
+        if acked:
+            self.pmtud_low = size
+            if size > self.max_datagram_size:
+                self.max_datagram_size = size
+                self.recovery.cc.max_datagram_size = size
+        else:
+            self.pmtud_high = size - 1
+
+    cdef void _on_possible_black_hole(self):
+        """Repeated PTOs after the path size grew: fall back to the base size
+        (RFC 8899 §4.3) and search again, more carefully."""
+        if self.max_datagram_size > self.config.initial_packet_size:
+            self.pmtud_black_holes += 1
+            self.pmtud_high = self.max_datagram_size - 1
+            self.max_datagram_size = self.config.initial_packet_size
+            self.pmtud_low = self.max_datagram_size
+            self.recovery.cc.max_datagram_size = self.max_datagram_size
+            self.pmtud_probe = 0
 
     cdef bint _space_wants_send(self, int space_id, int64_t now):
         cdef PacketSpace space = <PacketSpace>self.spaces[space_id]
@@ -2381,6 +2471,12 @@ cdef class Connection(FrameHandler):
         cdef Stream s
         cdef int kind
         rec.largest_acked_sent = UINT64_MAX
+        if self.pmtud_probe_building and space_id == SPACE_APPLICATION and ptype == PACKET_ONE_RTT:
+            # A DPLPMTUD probe: PING, padded by the caller to the probe size.
+            writer_uint8(w, F_PING)
+            self._record(rec, FRAME_PING, 0, <uint64_t>self.pmtud_probe_building, 1, False)
+            rec.is_mtu_probe = 1
+            return True
 
         if ptype != PACKET_ZERO_RTT and space.received.count and (
                 space.ack_due(now) or space.ack_eliciting_unacked > 0):
@@ -2489,8 +2585,14 @@ cdef class Connection(FrameHandler):
             writer_bytes(w, <const uint8_t*><const char*>data, 8)
             wrote = True
         cdef bytes dgram
-        while self.datagrams_out and w.end - w.pos >= 1 + 8 + len(self.datagrams_out[0]):
-            dgram = self.datagrams_out.popleft()
+        while self.datagrams_out:
+            dgram = self.datagrams_out[0]
+            if len(dgram) > self.max_datagram_payload:
+                self.datagrams_out.popleft()   # no longer fits (the path size shrank): drop it
+                continue
+            if w.end - w.pos < 1 + varint_size(len(dgram)) + len(dgram):
+                break
+            self.datagrams_out.popleft()
             writer_uint8(w, F_DATAGRAM_LEN)
             writer_varint(w, len(dgram))
             if len(dgram):

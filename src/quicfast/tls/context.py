@@ -487,8 +487,11 @@ class ClientHandshake(_Handshake):
             alpn_protocols=self.alpn_protocols,
             quic_transport_parameters=self.transport_parameters,
         )
+        # Always offered, not just with a ticket: servers such as aioquic and
+        # OpenSSL issue NewSessionTicket only to clients that send it
+        # (RFC 8446 §4.2.9), so without it we could never resume.
+        hello.psk_key_exchange_modes = [PSK_DHE_KE]
         if ticket is not None:
-            hello.psk_key_exchange_modes = [PSK_DHE_KE]
             self._early_data_offered = hello.early_data = bool(
                 self.early_data_requested
                 and ticket.max_early_data > 0
@@ -516,8 +519,6 @@ class ClientHandshake(_Handshake):
         ticket = self._offered_psk
         if ticket is None:
             hello.pre_shared_key = None
-            if transcript_prefix is not None:
-                hello.psk_key_exchange_modes = None
             return push_client_hello(hello)
         ks = KeySchedule(ticket.cipher_suite)
         ks.extract(ticket.resumption_secret)

@@ -531,12 +531,14 @@ async def listen_addr(addr, tls: TLSConfig, config: Optional[Config] = None) -> 
 
 
 async def listen_early(sock: socket.socket, tls: TLSConfig, config: Optional[Config] = None) -> EarlyListener:
+    """Like `listen`, handing out connections before their handshake completes (0.5-RTT, 0-RTT)."""
     listener = Transport(sock).listen_early(tls, config)
     listener._close_transport = True
     return listener
 
 
 async def listen_addr_early(addr, tls: TLSConfig, config: Optional[Config] = None) -> EarlyListener:
+    """Like `listen_addr`, handing out connections before their handshake completes."""
     host, port = _split_addr(addr)
     transport = await Transport.bind(host, port)
     listener = transport.listen_early(tls, config)
@@ -563,10 +565,12 @@ async def dial_addr(addr, tls: TLSConfig, config: Optional[Config] = None, **kw)
 
 
 async def dial_early(sock: socket.socket, addr, tls: TLSConfig, config: Optional[Config] = None, **kw) -> EarlyConnection:
+    """Like `dial`, returning at once so 0-RTT data can be sent with a session ticket."""
     return await Transport(sock).dial_early(addr, tls, config, **kw)
 
 
 async def dial_addr_early(addr, tls: TLSConfig, config: Optional[Config] = None, **kw) -> EarlyConnection:
+    """Like `dial_addr`, returning at once so 0-RTT data can be sent with a session ticket."""
     host, port = _split_addr(addr)
     transport = await Transport.bind("::" if ":" in host else "0.0.0.0", 0)
     conn = await transport.dial((host, port), tls, config, early=True, **kw)

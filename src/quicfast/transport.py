@@ -143,6 +143,8 @@ class Transport:
         self._connections: set[Connection] = set()
         self._listener: Optional[Listener] = None
         self._dirty: set[Connection] = set()
+        #: (data, addr, segment_size, ecn) the socket would not take yet, or None.
+        self._blocked: Optional[tuple] = None
         self._flush_scheduled = False
         self._send_buffer = bytearray(SEND_BUFFER_SIZE)
         self._non_quic: collections.deque = collections.deque(maxlen=MAX_NON_QUIC_QUEUE)
@@ -262,6 +264,9 @@ class Transport:
             self._listener._closed = True
             self._listener._waiter.set()
         self._loop.remove_reader(self._sock.fileno())
+        if self._blocked is not None:
+            self._loop.remove_writer(self._sock.fileno())
+            self._blocked = None
         self._udp.close()
 
     async def __aenter__(self) -> "Transport":
@@ -465,6 +470,13 @@ class Transport:
     def _flush_connection(self, conn: Connection) -> None:
         if self._closed:
             return
+        if self._blocked is not None:
+            # The socket buffer is full: build nothing more until it drains
+            # (packets built now would only be lost); _on_writable resumes.
+            self._dirty.add(conn)
+            conn._process_events()
+            self._arm_timer(conn)
+            return
         engine = conn._engine
         buf = self._send_buffer
         now = self._loop.time()
@@ -476,16 +488,43 @@ class Transport:
             count, segment, total = engine.fill_send_buffer(buf, MAX_DATAGRAMS_PER_FLUSH, now)
             if count == 0:
                 break
+            view = memoryview(buf)[:total]
+            ecn = engine.ecn_mark
             try:
-                self._udp.send(memoryview(buf)[:total], addr, segment if count > 1 else 0, engine.ecn_mark)
+                sent = self._udp.send(view, addr, segment if count > 1 else 0, ecn)
             except BlockingIOError:
-                break   # the socket is full: recovery treats these packets as lost
+                sent = 0
             except OSError:
+                break   # e.g. unreachable: recovery treats these packets as lost
+            if sent < total:
+                # Keep what did not fit (whole datagrams) and wait for room.
+                self._blocked = (bytes(view[sent:]), addr, segment if count > 1 else 0, ecn)
+                self._dirty.add(conn)
+                self._loop.add_writer(self._sock.fileno(), self._on_writable)
                 break
         else:
             self._schedule_flush(conn)
         conn._process_events()
         self._arm_timer(conn)
+
+    def _on_writable(self) -> None:
+        if self._closed or self._blocked is None:
+            return
+        data, addr, segment, ecn = self._blocked
+        try:
+            sent = self._udp.send(data, addr, segment if len(data) > segment else 0, ecn)
+        except BlockingIOError:
+            return
+        except OSError:
+            sent = len(data)
+        if sent < len(data):
+            self._blocked = (data[sent:], addr, segment, ecn)
+            return
+        self._blocked = None
+        self._loop.remove_writer(self._sock.fileno())
+        if self._dirty and not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._loop.call_soon(self._flush_dirty)
 
     def _arm_timer(self, conn: Connection) -> None:
         when = conn._engine.get_timer()

@@ -553,45 +553,15 @@ def _split_addr(addr) -> tuple[str, int]:
     return addr[0], addr[1]
 
 
-async def listen(sock: socket.socket, tls: TLSConfig, config: Optional[Config] = None) -> Listener:
-    """Listen on an existing UDP socket; closing the listener closes its transport."""
-    listener = Transport(sock).listen(tls, config)
+def _owning_listener(transport: Transport, tls: TLSConfig, config: Optional[Config], early: bool):
+    """A listener whose close() also closes `transport` and its connections."""
+    listener = (transport.listen_early if early else transport.listen)(tls, config)
     listener._close_transport = True
     return listener
 
 
-async def listen_addr(addr, tls: TLSConfig, config: Optional[Config] = None) -> Listener:
-    """Listen on `addr` ("host:port" or a tuple); closing the listener closes its connections."""
-    host, port = _split_addr(addr)
-    transport = await Transport.bind(host, port)
-    listener = transport.listen(tls, config)
-    listener._close_transport = True
-    return listener
-
-
-async def listen_early(sock: socket.socket, tls: TLSConfig, config: Optional[Config] = None) -> EarlyListener:
-    """Like `listen`, handing out connections before their handshake completes (0.5-RTT, 0-RTT)."""
-    listener = Transport(sock).listen_early(tls, config)
-    listener._close_transport = True
-    return listener
-
-
-async def listen_addr_early(addr, tls: TLSConfig, config: Optional[Config] = None) -> EarlyListener:
-    """Like `listen_addr`, handing out connections before their handshake completes."""
-    host, port = _split_addr(addr)
-    transport = await Transport.bind(host, port)
-    listener = transport.listen_early(tls, config)
-    listener._close_transport = True
-    return listener
-
-
-async def dial(sock: socket.socket, addr, tls: TLSConfig, config: Optional[Config] = None, **kw) -> Connection:
-    """Dial from an existing UDP socket (the transport stays open after the connection closes)."""
-    return await Transport(sock).dial(addr, tls, config, **kw)
-
-
-async def dial_addr(addr, tls: TLSConfig, config: Optional[Config] = None, **kw) -> Connection:
-    """Dial `addr` from a new socket that closes with the connection."""
+async def _dial_owning(addr, tls: TLSConfig, config: Optional[Config], **kw):
+    """Dial from a new socket that closes with the connection (or at once on failure)."""
     host, port = _split_addr(addr)
     transport = await Transport.bind("::" if ":" in host else "0.0.0.0", 0)
     try:
@@ -603,6 +573,36 @@ async def dial_addr(addr, tls: TLSConfig, config: Optional[Config] = None, **kw)
     return conn
 
 
+async def listen(sock: socket.socket, tls: TLSConfig, config: Optional[Config] = None) -> Listener:
+    """Listen on an existing UDP socket; closing the listener closes its transport."""
+    return _owning_listener(Transport(sock), tls, config, early=False)
+
+
+async def listen_addr(addr, tls: TLSConfig, config: Optional[Config] = None) -> Listener:
+    """Listen on `addr` ("host:port" or a tuple); closing the listener closes its connections."""
+    return _owning_listener(await Transport.bind(*_split_addr(addr)), tls, config, early=False)
+
+
+async def listen_early(sock: socket.socket, tls: TLSConfig, config: Optional[Config] = None) -> EarlyListener:
+    """Like `listen`, handing out connections before their handshake completes (0.5-RTT, 0-RTT)."""
+    return _owning_listener(Transport(sock), tls, config, early=True)
+
+
+async def listen_addr_early(addr, tls: TLSConfig, config: Optional[Config] = None) -> EarlyListener:
+    """Like `listen_addr`, handing out connections before their handshake completes."""
+    return _owning_listener(await Transport.bind(*_split_addr(addr)), tls, config, early=True)
+
+
+async def dial(sock: socket.socket, addr, tls: TLSConfig, config: Optional[Config] = None, **kw) -> Connection:
+    """Dial from an existing UDP socket (the transport stays open after the connection closes)."""
+    return await Transport(sock).dial(addr, tls, config, **kw)
+
+
+async def dial_addr(addr, tls: TLSConfig, config: Optional[Config] = None, **kw) -> Connection:
+    """Dial `addr` from a new socket that closes with the connection."""
+    return await _dial_owning(addr, tls, config, **kw)
+
+
 async def dial_early(sock: socket.socket, addr, tls: TLSConfig, config: Optional[Config] = None, **kw) -> EarlyConnection:
     """Like `dial`, returning at once so 0-RTT data can be sent with a session ticket."""
     return await Transport(sock).dial_early(addr, tls, config, **kw)
@@ -610,8 +610,4 @@ async def dial_early(sock: socket.socket, addr, tls: TLSConfig, config: Optional
 
 async def dial_addr_early(addr, tls: TLSConfig, config: Optional[Config] = None, **kw) -> EarlyConnection:
     """Like `dial_addr`, returning at once so 0-RTT data can be sent with a session ticket."""
-    host, port = _split_addr(addr)
-    transport = await Transport.bind("::" if ":" in host else "0.0.0.0", 0)
-    conn = await transport.dial((host, port), tls, config, early=True, **kw)
-    conn._close_transport_on_close = True
-    return conn
+    return await _dial_owning(addr, tls, config, early=True, **kw)

@@ -2,7 +2,7 @@
 in-memory handshake and hand-written frames. Deterministic names
 (<kind>-<n>); contents vary with the random keys and CIDs of each run.
 
-    PYTHONPATH=src:. python fuzz/make_corpus.py
+    PYTHONPATH=src:. python fuzz/make_corpus.py [target ...]    # default: every target
 """
 
 import os
@@ -108,10 +108,56 @@ def tls_messages():
             write("tls_messages", f"msg-{i:02d}-type{msg[0]}", bytes([index]) + msg[4:])
 
 
+def h3_frames():
+    import pylsqpack
+    from fuzz.h3_frames import encode_sections
+    from quicfast.h3.frames import FrameType, StreamType, encode_frame, encode_settings
+    from quicfast.proto.buffer import encode_varint as v
+
+    settings = encode_frame(FrameType.SETTINGS, encode_settings({0x01: 4096, 0x07: 16, 0x06: 65536, 0x33: 1}))
+    control = v(StreamType.CONTROL) + settings
+    request = [(b":method", b"GET"), (b":scheme", b"https"), (b":authority", b"localhost"), (b":path", b"/index.html"),
+               (b"user-agent", b"quicfast-fuzz")]
+    response = [(b":status", b"200"), (b"content-type", b"text/plain"), (b"content-length", b"5")]
+    encoder = pylsqpack.Encoder()
+    capacity = encoder.apply_settings(4096, 16)
+    encoder.encode(0, request)
+    enc_req, block_req = encoder.encode(0, request)      # the second time it inserts and refers to the table
+    enc_req = capacity + enc_req
+    enc_resp, block_resp = pylsqpack.Encoder().encode(0, response)   # static table and literals only
+    _, trailers = pylsqpack.Encoder().encode(0, [(b"x-checksum", b"abc")])
+    body = encode_frame(FrameType.DATA, b"hello")
+    seeds = {
+        # flags: bit 0 client, bits 1-2 read size, bit 3 datagrams
+        "server-control": (0x08, [control + encode_frame(FrameType.GOAWAY, v(8)) + encode_frame(0x21, b"grease")
+                                  + encode_frame(FrameType.MAX_PUSH_ID, v(3))
+                                  + encode_frame(FrameType.CANCEL_PUSH, v(1)), b""]),
+        "client-control": (0x09, [control + encode_frame(FrameType.GOAWAY, v(4)), b""]),
+        "request-static": (0x00, [encode_frame(FrameType.HEADERS, pylsqpack.Encoder().encode(0, request)[1]) + body]),
+        "request-dynamic": (0x0A, [control, v(StreamType.QPACK_ENCODER) + enc_req,
+                                   encode_frame(FrameType.HEADERS, block_req) + body
+                                   + encode_frame(FrameType.HEADERS, trailers)]),
+        "request-blocked": (0x0C, [control, encode_frame(FrameType.HEADERS, block_req)]),
+        "response": (0x0B, [control, v(StreamType.QPACK_ENCODER) + enc_resp,
+                            encode_frame(FrameType.HEADERS, block_resp) + body]),
+        "response-interim": (0x01, [encode_frame(FrameType.HEADERS, pylsqpack.Encoder().encode(0, [(b":status", b"103")])[1])
+                                    + encode_frame(FrameType.HEADERS, block_resp) + body]),
+        "decoder-stream": (0x00, [v(StreamType.QPACK_DECODER) + b"\x80\x01", b""]),
+        "push-stream": (0x01, [v(StreamType.PUSH) + v(0), b""]),
+        "unknown-stream": (0x00, [v(0x21) + b"whatever", b""]),
+        "settings-errors": (0x00, [v(0) + encode_frame(FrameType.SETTINGS, v(2) + v(1)), b""]),
+        "data-first": (0x00, [body]),
+        "control-frame-on-request": (0x00, [encode_frame(FrameType.SETTINGS, b"") + body]),
+    }
+    for name, (flags, parts) in seeds.items():
+        write("h3_frames", name, bytes([flags]) + encode_sections(parts))
+
+
+BUILDERS = {"packet_header": packet_headers, "frames": frames, "transport_params": transport_params,
+            "tls_messages": tls_messages, "h3_frames": h3_frames}
+
 if __name__ == "__main__":
-    packet_headers()
-    frames()
-    transport_params()
-    tls_messages()
+    for name in sys.argv[1:] or BUILDERS:
+        BUILDERS[name]()
     for target in sorted(os.listdir(ROOT)):
         print(target, len(os.listdir(os.path.join(ROOT, target))))

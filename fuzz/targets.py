@@ -15,6 +15,9 @@ in the parser's documented error or was accepted/ignored; anything else
   `TransportError(TRANSPORT_PARAMETER_ERROR)`.
 - ``tls_messages``: the first byte picks a ``pull_*`` parser of
   `quicfast.tls.messages`; it raises `AlertError`.
+- ``h3_frames``: HTTP/3 unidirectional and request streams from a peer into
+  quicfast.h3's stream handlers (fuzz/h3_frames.py); they return, raise an
+  `H3Error` or close the connection with an HTTP/3 error code (RFC 9114 §8).
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ from quicfast.proto.packet import pull_header
 from quicfast.proto.transport_params import decode_transport_parameters
 from quicfast.tls import AlertError
 from quicfast.tls import messages as tls_messages
+
+from .h3_frames import h3_frames
 
 TLS_PARSERS = [
     tls_messages.pull_client_hello,
@@ -91,4 +96,5 @@ TARGETS = {
     "frames": frames,
     "transport_params": transport_params,
     "tls_messages": tls_messages_,
+    "h3_frames": h3_frames,
 }

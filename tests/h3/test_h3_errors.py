@@ -37,6 +37,12 @@ def _control(quic, *frames):
     return stream
 
 
+def _truncated_headers(quic):
+    stream = quic.open_stream()
+    stream.write(encode_varint(FrameType.HEADERS) + encode_varint(100) + b"\x00\x00")
+    stream.close()
+
+
 async def _expect_close(quic, code):
     error = await asyncio.wait_for(quic.wait_closed(), 10)
     assert isinstance(error, quicfast.ApplicationError), error
@@ -69,6 +75,8 @@ async def _expect_close(quic, code):
      lambda q: _control(q, encode_frame(FrameType.GOAWAY, b""))),
     ("oversized control frame", H3ErrorCode.H3_EXCESSIVE_LOAD,
      lambda q: _control(q, encode_varint(FrameType.GOAWAY) + encode_varint(1 << 30))),
+    ("request stream ends inside HEADERS", H3ErrorCode.H3_FRAME_ERROR,     # found by the h3_frames fuzz target
+     lambda q: _truncated_headers(q)),
     ("bad QPACK encoder stream", H3ErrorCode.QPACK_ENCODER_STREAM_ERROR,
      lambda q: q.open_uni_stream().write(encode_varint(StreamType.QPACK_ENCODER) + b"\x3f\xff\x7f")),
 ])

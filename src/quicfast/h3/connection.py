@@ -176,18 +176,24 @@ class RequestStream:
 
         :raises MessageError: when the stream ends or DATA comes first.
         """
-        while True:
-            frame = await self._next_frame()
-            if frame is None:
-                raise MessageError("stream ended before HEADERS")
-            frame_type, length = frame
-            if frame_type == FrameType.HEADERS:
-                headers = await self._read_header_block(length)
-                self._headers_received = True
-                return headers
-            if frame_type == FrameType.DATA:
-                raise H3ConnectionError(H3ErrorCode.H3_FRAME_UNEXPECTED, "DATA before HEADERS")
-            await self._reader.skip_payload()
+        try:
+            while True:
+                frame = await self._next_frame()
+                if frame is None:
+                    raise MessageError("stream ended before HEADERS")
+                frame_type, length = frame
+                if frame_type == FrameType.HEADERS:
+                    headers = await self._read_header_block(length)
+                    self._headers_received = True
+                    return headers
+                if frame_type == FrameType.DATA:
+                    raise H3ConnectionError(H3ErrorCode.H3_FRAME_UNEXPECTED, "DATA before HEADERS")
+                await self._reader.skip_payload()
+        except H3ConnectionError as exc:
+            # E.g. the stream ended inside the HEADERS payload (RFC 9114 §7.1: H3_FRAME_ERROR):
+            # a connection error closes the connection whoever holds the request.
+            self._h3._connection_error(exc)
+            raise
 
     async def read_data(self) -> bytes:
         """Next chunk of the body; b"" at its end (trailers, if any, are then in `trailers`)."""

@@ -4,10 +4,29 @@ Runs, in one process and side by side, a full in-memory client+server
 handshake (x25519, AES-128-GCM, ECDSA P-256 certificate verified against a
 test CA) and a resumed one (PSK with x25519), and prints the CPU time per
 handshake and the ratio aioquic / quicfast (> 1 means quicfast is faster).
-aioquic is restricted to the same single key-share group so both do the
-same cryptographic work.
 
-Usage: python benchmarks/micro/bench_tls.py [--iterations N]
+Like for like:
+
+- both clients offer the single x25519 key share and only AES-128-GCM, so
+  both sides do the same key exchange and hashing;
+- both servers issue one NewSessionTicket per handshake and both clients
+  turn it into a ticket object;
+- tickets are single use on both sides (RFC 8446 §C.4): each resumed
+  handshake resumes with the ticket the previous one issued, and aioquic's
+  ticket store hands each ticket out once and keeps at most 16. Reusing one
+  ticket forever would let either side amortise per-ticket work, and an
+  unbounded store made aioquic's garbage collection dearer (about 2%);
+- quicfast's server seals its tickets with AES-256-GCM (stateless tickets),
+  aioquic's keeps them in a dict: this extra work is on quicfast's side;
+- aioquic re-parses the CA PEM and builds a pyOpenSSL store in every
+  handshake, because its ``Context`` takes ``cadata`` per connection as
+  ``QuicConfiguration`` does; quicfast parses it once per ``TLSConfig``.
+  That is each library's normal use, so it is left as is.
+
+Timing: the two sides run alternately in batches (order swapped every
+round); each side's figure is the median CPU time over the batches.
+
+Usage: python benchmarks/micro/bench_tls.py [--iterations N] [--rounds R]
 """
 
 from __future__ import annotations
@@ -15,8 +34,10 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
+import statistics
 import sys
 import time
+from collections import OrderedDict
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "src"))
 
@@ -29,6 +50,7 @@ from quicfast import tls as qtls  # noqa: E402
 
 SERVER_NAME = "localhost"
 TRANSPORT_PARAMETERS = b"\x01\x02\x03\x04" * 8
+LEVELS = tuple(qtls.Level)
 
 
 def make_pki():
@@ -88,10 +110,9 @@ def quicfast_handshake(client_config, server_config, ticket=None):
     server = qtls.ServerHandshake(server_config, TRANSPORT_PARAMETERS)
     client.on_secret = server.on_secret = lambda level, is_write, suite, secret: None
     client.start()
-    levels = list(qtls.Level)
     for _ in range(4):
         for sender, receiver in ((client, server), (server, client)):
-            for level in levels:
+            for level in LEVELS:
                 buffer = sender.output[level]
                 if buffer:
                     data = bytes(buffer)
@@ -105,18 +126,32 @@ def quicfast_handshake(client_config, server_config, ticket=None):
 # --- aioquic -----------------------------------------------------------------
 
 
+class TicketStore:
+    """aioquic's server-side ticket store: single use and bounded, as a real one."""
+
+    def __init__(self, size: int = 16) -> None:
+        self.size = size
+        self.tickets: OrderedDict = OrderedDict()
+
+    def add(self, ticket) -> None:
+        self.tickets[ticket.ticket] = ticket
+        if len(self.tickets) > self.size:
+            self.tickets.popitem(last=False)
+
+    def pop(self, label: bytes):
+        return self.tickets.pop(label, None)
+
+
 def aioquic_setup(ca, leaf, key):
     from aioquic import tls as atls
-    from aioquic.tls import SessionTicket
+    from aioquic.buffer import Buffer
 
     cadata = ca.public_bytes(serialization.Encoding.PEM)
-    store: dict[bytes, SessionTicket] = {}
-    return atls, cadata, leaf, key, store
+    return atls, Buffer, tuple(atls.Epoch), cadata, leaf, key, TicketStore()
 
 
 def aioquic_handshake(setup, ticket=None):
-    atls, cadata, leaf, key, store = setup
-    from aioquic.buffer import Buffer
+    atls, Buffer, epochs, cadata, leaf, key, store = setup
 
     client = atls.Context(is_client=True, alpn_protocols=["h3"], cadata=cadata,
                           server_name=SERVER_NAME,
@@ -130,11 +165,11 @@ def aioquic_handshake(setup, ticket=None):
     server.certificate = leaf
     server.certificate_private_key = key
     server.handshake_extensions = [(0x39, TRANSPORT_PARAMETERS)]
-    server.new_session_ticket_cb = lambda t: store.__setitem__(t.ticket, t)
-    server.get_session_ticket_cb = store.get
+    server.new_session_ticket_cb = store.add
+    server.get_session_ticket_cb = store.pop
 
     def buffers():
-        return {epoch: Buffer(capacity=8192) for epoch in atls.Epoch}
+        return {epoch: Buffer(capacity=8192) for epoch in epochs}
 
     client_out = buffers()
     server_out = buffers()
@@ -144,7 +179,7 @@ def aioquic_handshake(setup, ticket=None):
             (client_out, server, server_out),
             (server_out, client, client_out),
         ):
-            for epoch in atls.Epoch:
+            for epoch in epochs:
                 data = sender_out[epoch].data
                 if data:
                     sender_out[epoch] = Buffer(capacity=8192)
@@ -161,46 +196,61 @@ def cpu_time_per_call(function, iterations: int) -> float:
     return (time.process_time() - start) / iterations
 
 
-def best_of_interleaved(ours, theirs, iterations: int, rounds: int) -> tuple[float, float]:
-    """Alternate the two sides in ``rounds`` batches; keep each side's best.
+def median_of_interleaved(ours, theirs, iterations: int, rounds: int) -> tuple[float, float]:
+    """Alternate the two sides in ``rounds`` batches; each side's median.
 
-    Interleaving and taking the minimum keeps a noisy shared machine from
-    favouring whichever side happened to run in a quiet moment.
+    Interleaving (and swapping which side goes first) spreads the noise of a
+    shared machine over both sides; the median ignores outlying batches.
     """
     ours()
-    theirs()  # warm-up
-    ours_best = theirs_best = float("inf")
-    for _ in range(rounds):
-        ours_best = min(ours_best, cpu_time_per_call(ours, iterations))
-        theirs_best = min(theirs_best, cpu_time_per_call(theirs, iterations))
-    return ours_best, theirs_best
+    theirs()  # warm-up (a TicketChain gets its first ticket here)
+    ours_times: list[float] = []
+    theirs_times: list[float] = []
+    for round_number in range(rounds):
+        sides = [(ours, ours_times), (theirs, theirs_times)]
+        if round_number % 2:
+            sides.reverse()
+        for function, times in sides:
+            times.append(cpu_time_per_call(function, iterations))
+    return statistics.median(ours_times), statistics.median(theirs_times)
+
+
+class TicketChain:
+    """Resume with the ticket the previous handshake issued (single-use tickets).
+
+    The first call makes a full handshake to get a ticket.
+    """
+
+    def __init__(self, handshake) -> None:
+        self.handshake = handshake
+        self.ticket = None
+
+    def __call__(self) -> None:
+        self.ticket = self.handshake(self.ticket)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--iterations", type=int, default=100, help="handshakes per batch")
-    parser.add_argument("--rounds", type=int, default=7, help="interleaved batches per side")
+    parser.add_argument("--rounds", type=int, default=11, help="interleaved batches per side")
     args = parser.parse_args()
     ca, leaf, key = make_pki()
 
     q_client, q_server = quicfast_setup(ca, leaf, key)
-    q_ticket = quicfast_handshake(q_client, q_server)
     a_setup = aioquic_setup(ca, leaf, key)
-    a_ticket = aioquic_handshake(a_setup)
-
     rows = [
         ("full handshake (x25519, AES-128-GCM, ECDSA P-256)",
          lambda: quicfast_handshake(q_client, q_server),
          lambda: aioquic_handshake(a_setup)),
         ("resumed handshake (PSK + x25519)",
-         lambda: quicfast_handshake(q_client, q_server, q_ticket),
-         lambda: aioquic_handshake(a_setup, a_ticket)),
+         TicketChain(lambda ticket: quicfast_handshake(q_client, q_server, ticket)),
+         TicketChain(lambda ticket: aioquic_handshake(a_setup, ticket))),
     ]
-    print(f"CPU time per client+server handshake, best of {args.rounds} interleaved batches "
+    print(f"CPU time per client+server handshake, median of {args.rounds} interleaved batches "
           f"of {args.iterations}")
     print(f"{'case':52} {'quicfast':>10} {'aioquic':>10} {'ratio':>7}")
     for name, ours, theirs in rows:
-        ours_time, theirs_time = best_of_interleaved(ours, theirs, args.iterations, args.rounds)
+        ours_time, theirs_time = median_of_interleaved(ours, theirs, args.iterations, args.rounds)
         print(f"{name:52} {ours_time * 1e3:8.3f}ms {theirs_time * 1e3:8.3f}ms "
               f"{theirs_time / ours_time:6.2f}x")
 

@@ -51,3 +51,33 @@ def test_integrity_limit_closes_with_aead_limit_reached():
     pair.drive_until(lambda: pair.events_of("client", events.ConnectionTerminated), 2_000)
     err = pair.events_of("client", events.ConnectionTerminated)[0].error
     assert isinstance(err, errors.TransportError) and err.error_code == errors.TransportErrorCode.AEAD_LIMIT_REACHED
+
+
+def test_old_keys_discarded_three_ptos_after_update():
+    """RFC 9001 §6.5: the previous phase's read keys are kept for reordered
+    packets, then dropped three PTOs after the new phase began; a packet of
+    the old phase arriving later is dropped, not decrypted."""
+    pair = Pair(seed=64, c2s=LinkConfig(delay=0.02), s2c=LinkConfig(delay=0.02))
+    pair.handshake()
+    pair.drive_for(0.2)
+    # Two packets of the current phase that the network "delays".
+    sid = pair.client.open_stream()
+    held = []
+    buf = bytearray(1500)
+    for chunk in (b"early", b"late"):
+        pair.client.send_stream_data(sid, chunk)
+        count, seg, total = pair.client.fill_send_buffer(buf, 1, pair.now)
+        assert count == 1
+        held.append(bytes(buf[:total]))
+    pair.client.request_key_update()
+    pair.client.send_stream_data(sid, b"new phase")
+    pair.drive_for(0.1)
+    assert pair.server.key_updates == 1 and pair.server.previous_keys_retained
+    dropped = pair.server.packets_dropped
+    pair.server.receive_datagram(held[0], ("127.0.0.1", 50000), pair.now)
+    assert pair.server.packets_dropped == dropped          # old keys still open it
+    pair.drive_for(3.0)
+    assert not pair.server.previous_keys_retained and not pair.client.previous_keys_retained
+    pair.server.receive_datagram(held[1], ("127.0.0.1", 50000), pair.now)
+    assert pair.server.packets_dropped == dropped + 1      # too late: dropped
+    assert not pair.server.is_closed

@@ -9,6 +9,7 @@ import random
 import pytest
 
 from quicfast.config import Config
+from quicfast.errors import StreamLimitReachedError
 from quicfast.proto import events
 from tests.pair.sim import LinkConfig, Pair
 
@@ -215,3 +216,67 @@ def test_unidirectional_streams_both_ways():
     pair = Pair(seed=26, client_app=client_app, server_app=server_app)
     pair.drive_until(lambda: "client" in got, 1_000)
     assert got == {"server": (b"from client", True), "client": (b"from server", True)}
+
+
+class FrameLog:
+    """A qlog tracer that keeps the names of the frames each sent packet carried."""
+
+    def __init__(self) -> None:
+        self.sent: list = []
+
+    def event(self, name, data, time) -> None:
+        if name == "transport:packet_sent":
+            self.sent.append(data.get("frames", []))
+
+    def close(self) -> None:
+        pass
+
+    def frames(self, frame_type: str) -> list:
+        return [f for frames in self.sent for f in frames if f["frame_type"] == frame_type]
+
+
+def test_blocked_frames_sent_once_per_limit():
+    """A sender out of credit says so (RFC 9000 §4.1): STREAM_DATA_BLOCKED when
+    the stream window binds, DATA_BLOCKED when the connection window does,
+    once for each limit, and again after the peer raises the limit."""
+    log = FrameLog()
+    cfg = Config(initial_stream_receive_window=16 * 1024, max_stream_receive_window=16 * 1024,
+                 initial_connection_receive_window=24 * 1024, max_connection_receive_window=24 * 1024)
+    sids = []
+
+    def client_app(conn, event):
+        if isinstance(event, events.HandshakeCompleted):
+            for _ in range(2):
+                sids.append(conn.open_stream())
+                conn.send_stream_data(sids[-1], bytes(64 * 1024), end_stream=True)
+
+    pair = Pair(seed=23, server_config=cfg, client_app=client_app, tracer=log)
+    pair.drive_for(2.0)
+    stream_blocked = log.frames("stream_data_blocked")
+    data_blocked = log.frames("data_blocked")
+    # Stream 0 fills its 16 KiB window; stream 4 gets the other 8 KiB of the
+    # connection window: one frame each, however often the sender tried.
+    assert len(stream_blocked) == 1
+    assert len(data_blocked) == 1
+    # Reading raises both limits: the sender runs into them again and reports again.
+    for sid in sids:
+        pair.server.read_stream(sid)
+    pair.drive_for(2.0)
+    assert len(log.frames("stream_data_blocked")) >= 2
+    assert len(log.frames("data_blocked")) >= 2
+
+
+def test_streams_blocked_sent_when_limit_reached():
+    """Asking for a stream past the peer's limit queues one STREAMS_BLOCKED
+    (RFC 9000 §19.14), not one per attempt."""
+    log = FrameLog()
+    pair = Pair(seed=24, server_config=Config(max_incoming_streams=2), tracer=log)
+    pair.handshake()
+    for _ in range(2):
+        pair.client.open_stream()
+    assert not pair.client.can_open_stream()
+    assert not pair.client.can_open_stream()
+    with pytest.raises(StreamLimitReachedError):
+        pair.client.open_stream()
+    pair.drive_for(0.5)
+    assert len(log.frames("streams_blocked")) == 1

@@ -48,6 +48,10 @@ cdef double CUBIC_ALPHA = 3.0 * (1.0 - 0.7) / (1.0 + 0.7)
 cdef double PACING_GAIN = 1.25
 # kInitialRtt, RFC 9002 §6.2.2; used by the pacer before the first RTT sample
 cdef int64_t INITIAL_RTT = 333000000
+# The bucket holds at least this much time at the pacing rate: an event loop
+# wakes timers with about 1 ms granularity, so a smaller bucket would leave
+# the path idle between wakeups (quic-go sizes its burst the same way).
+cdef double PACING_BURST_NS = 2000000.0
 cdef double NS_PER_S = 1e9
 
 
@@ -327,8 +331,8 @@ def make_congestion_controller(name="cubic", max_datagram_size=1200):
 cdef class Pacer:
     """`Pacer(max_datagram_size=1200, burst_packets=10)`: token bucket, RFC 9002 §7.7.
 
-    Tokens (bytes) refill at 1.25 * cwnd / smoothed_rtt up to `capacity`
-    (`burst_packets` full datagrams). Call order: `update()` whenever the
+    Tokens (bytes) refill at 1.25 * cwnd / smoothed_rtt up to `capacity`:
+    `burst_packets` full datagrams, or 2 ms at that rate if that is more. Call order: `update()` whenever the
     window or RTT changes, `next_send_time(size, now)` before sending (send
     when it returns `now`, else arm a timer for the returned time), then
     `on_packet_sent(size, now)`. The first `burst_packets` datagrams leave at
@@ -383,6 +387,8 @@ cdef class Pacer:
         if max_datagram_size != self.max_datagram_size:
             self.max_datagram_size = max_datagram_size
         self.capacity = self.burst_packets * self.max_datagram_size
+        if self.rate * PACING_BURST_NS > <double>self.capacity:
+            self.capacity = <uint64_t>(self.rate * PACING_BURST_NS)
         if self.tokens > <double>self.capacity:
             self.tokens = <double>self.capacity
 

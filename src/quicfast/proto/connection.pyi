@@ -9,7 +9,7 @@ from typing_extensions import Buffer
 
 from quicfast.config import Config
 from quicfast.proto import events
-from quicfast.proto.recovery import FrameHandler
+from quicfast.proto.recovery import FrameHandler, LossRecovery
 from quicfast.proto.transport_params import TransportParameters
 from quicfast.qlog import ConnectionTracer
 from quicfast.tls import ClientHandshake, Level, ServerHandshake, SessionTicket, TLSConfig
@@ -93,6 +93,10 @@ class Connection(FrameHandler):
     def ecn_enabled(self) -> bool: ...
     @property
     def ecn_ce_reported(self) -> int: ...
+    @property
+    def previous_keys_retained(self) -> bool: ...
+    @property
+    def recovery(self) -> LossRecovery: ...
     @property
     def ecn_mark(self) -> int: ...
     @property

@@ -52,7 +52,7 @@ from quicfast.proto.recovery cimport (
     FRAME_MAX_STREAM_DATA, FRAME_MAX_STREAMS_BIDI, FRAME_MAX_STREAMS_UNI,
     FRAME_NEW_CONNECTION_ID, FRAME_RETIRE_CONNECTION_ID, FRAME_HANDSHAKE_DONE,
     FRAME_NEW_TOKEN, FRAME_DATA_BLOCKED, FRAME_STREAM_DATA_BLOCKED, FRAME_STREAMS_BLOCKED,
-    FRAME_PATH_CHALLENGE, FRAME_PATH_RESPONSE, FRAME_PING, FRAME_DATAGRAM, FRAME_OTHER,
+    FRAME_PATH_CHALLENGE, FRAME_PATH_RESPONSE, FRAME_PING, FRAME_ACK_FREQUENCY, FRAME_DATAGRAM, FRAME_OTHER,
 )
 
 import collections
@@ -155,7 +155,9 @@ _QLOG_FRAME_NAMES = {
     FRAME_MAX_STREAMS_UNI: "max_streams", FRAME_NEW_CONNECTION_ID: "new_connection_id",
     FRAME_RETIRE_CONNECTION_ID: "retire_connection_id", FRAME_HANDSHAKE_DONE: "handshake_done",
     FRAME_NEW_TOKEN: "new_token", FRAME_PATH_CHALLENGE: "path_challenge", FRAME_PATH_RESPONSE: "path_response",
-    FRAME_PING: "ping", FRAME_DATAGRAM: "datagram",
+    FRAME_PING: "ping", FRAME_DATAGRAM: "datagram", FRAME_DATA_BLOCKED: "data_blocked",
+    FRAME_STREAM_DATA_BLOCKED: "stream_data_blocked", FRAME_STREAMS_BLOCKED: "streams_blocked",
+    FRAME_ACK_FREQUENCY: "ack_frequency",
 }
 
 
@@ -293,7 +295,8 @@ cdef class Connection(FrameHandler):
     cdef list _events
     cdef list spaces
     cdef PacketProtection zero_rtt_send, zero_rtt_recv
-    cdef LossRecovery recovery
+    # recovery is readable for diagnostics and tests (RTT, window, pacer).
+    cdef readonly LossRecovery recovery
     # Connection IDs.
     cdef readonly bytes host_cid
     cdef int host_cid_len
@@ -342,6 +345,8 @@ cdef class Connection(FrameHandler):
     cdef uint64_t closed_peer_bidi, closed_peer_uni
     cdef bint max_streams_bidi_pending, max_streams_uni_pending
     cdef bint streams_blocked_bidi_pending, streams_blocked_uni_pending
+    # streams_blocked_*_reported: 1 + the limit a STREAMS_BLOCKED was queued for (0: none).
+    cdef uint64_t streams_blocked_bidi_reported, streams_blocked_uni_reported
     cdef SendWindow conn_send_window
     cdef ReceiveWindow conn_recv_window
     cdef uint64_t conn_received_total    # sum of every stream's highest_offset
@@ -375,6 +380,9 @@ cdef class Connection(FrameHandler):
     cdef int key_phase
     cdef bytes send_secret_1rtt, recv_secret_1rtt
     cdef PacketProtection next_recv_keys, prev_recv_keys
+    # prev_keys_discard_at: when prev_recv_keys go (RFC 9001 §6.5: three PTOs
+    # after the first packet under the new keys); TIME_NONE while not armed.
+    cdef int64_t prev_keys_discard_at
     cdef bint key_update_pending_confirm
     # packets_in_phase counts 1-RTT packets sent under the current send key;
     # key_update_after is when we start an update (RFC 9001 §6.6 limits).
@@ -468,6 +476,7 @@ cdef class Connection(FrameHandler):
         self.idle_timeout_ns = to_ns(config.handshake_idle_timeout)
         self.close_deadline = TIME_NONE
         self.pacing_until = 0
+        self.prev_keys_discard_at = TIME_NONE
         self.keep_alive_ns = to_ns(config.keep_alive_period)
         self.max_datagram_size = config.initial_packet_size
         self.ack_eliciting_threshold = config.ack_eliciting_threshold
@@ -632,10 +641,23 @@ cdef class Connection(FrameHandler):
         return self.next_uni if is_unidirectional else self.next_bidi
 
     def can_open_stream(self, bint is_unidirectional=False):
-        """Whether the peer's stream limit lets us open one more stream now."""
+        """Whether the peer's stream limit lets us open one more stream now.
+
+        When it does not, a STREAMS_BLOCKED frame (RFC 9000 §19.14) is queued,
+        once per limit, so the peer learns that we want more streams."""
         if is_unidirectional:
-            return self.next_uni // 4 < self.peer_max_uni
-        return self.next_bidi // 4 < self.peer_max_bidi
+            if self.next_uni // 4 < self.peer_max_uni:
+                return True
+            if self.streams_blocked_uni_reported != self.peer_max_uni + 1:
+                self.streams_blocked_uni_reported = self.peer_max_uni + 1
+                self.streams_blocked_uni_pending = self.state == S_CONNECTED or self.state == S_FIRSTFLIGHT
+            return False
+        if self.next_bidi // 4 < self.peer_max_bidi:
+            return True
+        if self.streams_blocked_bidi_reported != self.peer_max_bidi + 1:
+            self.streams_blocked_bidi_reported = self.peer_max_bidi + 1
+            self.streams_blocked_bidi_pending = self.state == S_CONNECTED or self.state == S_FIRSTFLIGHT
+        return False
 
     def open_stream(self, bint is_unidirectional=False):
         """Open a new locally initiated stream and return its id.
@@ -970,8 +992,10 @@ cdef class Connection(FrameHandler):
         cdef Py_ssize_t rv
         if key_phase == self.key_phase:
             rv = space.recv_keys.aead.open(pkt, header_len, ct_len, pn)
-            if rv >= 0:
+            if rv >= 0 and self.key_update_pending_confirm:
+                # The peer answered our update: the old keys have three PTOs left.
                 self.key_update_pending_confirm = False
+                self.prev_keys_discard_at = now + 3 * self._current_pto()
             return rv
         # Another phase: an older packet of the previous phase, or the peer updated.
         if self.prev_recv_keys is not None and (pn < self.key_phase_first_pn or self.key_update_pending_confirm):
@@ -990,6 +1014,7 @@ cdef class Connection(FrameHandler):
         self.next_recv_keys = None
         self.key_phase ^= 1
         self.key_phase_first_pn = pn
+        self.prev_keys_discard_at = now + 3 * self._current_pto()
         self.send_secret_1rtt, space.send_keys = space.send_keys.next_phase(self.send_secret_1rtt)
         self.packets_in_phase = 0
         self.key_updates += 1
@@ -1051,6 +1076,7 @@ cdef class Connection(FrameHandler):
         self.send_secret_1rtt, space.send_keys = space.send_keys.next_phase(self.send_secret_1rtt)
         self.next_recv_keys = None
         self.key_update_pending_confirm = True
+        self.prev_keys_discard_at = TIME_NONE   # armed once the peer answers
         self.key_phase ^= 1
         self.key_phase_first_pn = space.largest_received + 1 if space.largest_received != UINT64_MAX else 0
         self.packets_in_phase = 0
@@ -1300,6 +1326,12 @@ cdef class Connection(FrameHandler):
         space.peer_ecn[2] = ce
 
     @property
+    def previous_keys_retained(self):
+        """Whether the 1-RTT read keys of the previous key phase are still
+        held (for reordered packets, RFC 9001 §6.5)."""
+        return self.prev_recv_keys is not None
+
+    @property
     def ecn_mark(self):
         """The ECN codepoint to set on outgoing datagrams: 2 (ECT(0)) while ECN
         is in use, 0 once validation failed."""
@@ -1359,6 +1391,20 @@ cdef class Connection(FrameHandler):
             if s is not None and not s.recv_closed():
                 s.stop_pending = True
                 self._queue_stream(s)
+        elif kind == FRAME_STREAM_DATA_BLOCKED:
+            # RFC 9000 §13.3: resent only while still blocked at that limit.
+            s = self.streams.get(f.stream_id)
+            if s is not None and s.send is not None and s.send_window.limit == f.offset:
+                s.send_window.on_blocked_lost(f.offset)
+                self._queue_stream(s)
+        elif kind == FRAME_DATA_BLOCKED:
+            if self.conn_send_window.limit == f.offset:
+                self.data_blocked_pending = True
+        elif kind == FRAME_STREAMS_BLOCKED:
+            if f.stream_id == 0 and self.peer_max_bidi == f.offset and self.next_bidi // 4 >= self.peer_max_bidi:
+                self.streams_blocked_bidi_pending = True
+            elif f.stream_id == 1 and self.peer_max_uni == f.offset and self.next_uni // 4 >= self.peer_max_uni:
+                self.streams_blocked_uni_pending = True
         elif kind == FRAME_MAX_STREAMS_BIDI:
             self.max_streams_bidi_pending = True
         elif kind == FRAME_MAX_STREAMS_UNI:
@@ -1969,6 +2015,8 @@ cdef class Connection(FrameHandler):
                 t = space.ack_deadline
         if self.pacing_until and self.pacing_until < t:
             t = self.pacing_until
+        if self.prev_keys_discard_at < t:
+            t = self.prev_keys_discard_at
         if self.keep_alive_ns and self.handshake_complete:
             x = max(self.last_activity, self.keep_alive_sent) + self.keep_alive_ns
             if x < t:
@@ -2032,6 +2080,9 @@ cdef class Connection(FrameHandler):
             self.ping_pending = True
         if self.pacing_until and t >= self.pacing_until:
             self.pacing_until = 0
+        if t >= self.prev_keys_discard_at:
+            self.prev_recv_keys = None
+            self.prev_keys_discard_at = TIME_NONE
 
     cdef void _schedule_probes(self, int space_id, int64_t now):
         """PTO fired (RFC 9002 §6.2.4): send one or two ack-eliciting probes,
@@ -2207,7 +2258,8 @@ cdef class Connection(FrameHandler):
         return bool(self.send_queue or self.handshake_done_pending or self.path_challenge_pending or self.max_data_pending or self.new_tokens_pending
                     or self.max_streams_bidi_pending or self.max_streams_uni_pending
                     or self.new_cid_pending or self.retire_cid_pending or self.path_responses
-                    or self.datagrams_out or self.ping_pending)
+                    or self.datagrams_out or self.ping_pending or self.data_blocked_pending
+                    or self.streams_blocked_bidi_pending or self.streams_blocked_uni_pending)
 
     cdef Py_ssize_t _build_datagram(self, uint8_t* buf, Py_ssize_t room, int64_t now) except -1:
         cdef Py_ssize_t pos = 0, n, pad_to
@@ -2487,10 +2539,19 @@ cdef class Connection(FrameHandler):
         # and gating them deadlocks when 1-RTT data the server may not process yet
         # (RFC 9001 §5.7) fills the window while the client's Finished is lost.
         cdef uint64_t cwnd_room = self.recovery.cc.available()
-        if not probe and space_id == SPACE_APPLICATION and cwnd_room < <uint64_t>(w.end - w.pos):
-            if cwnd_room < 64:
+        cdef int64_t send_at
+        if not probe and space_id == SPACE_APPLICATION:
+            if cwnd_room < <uint64_t>(w.end - w.pos):
+                if cwnd_room < 64:
+                    return False
+                w.end = w.pos + <Py_ssize_t>cwnd_room
+            # Pacing (RFC 9002 §7.7): the bucket refills at 1.25 * cwnd / srtt;
+            # when it is empty only the ACK leaves and the timer wakes us.
+            send_at = self.recovery.pacer.next_send_time(<uint64_t>self.max_datagram_size, now)
+            if send_at > now:
+                self.pacing_until = send_at
                 return False
-            w.end = w.pos + <Py_ssize_t>cwnd_room
+            self.pacing_until = 0
 
         # CRYPTO (RFC 9000 §19.6).
         while ptype != PACKET_ZERO_RTT and w.end - w.pos > 16 and rec.frame_count < MAX_FRAME_RECORDS:
@@ -2525,25 +2586,20 @@ cdef class Connection(FrameHandler):
             self._record(rec, FRAME_HANDSHAKE_DONE, 0, 0, 0, False)
             self.handshake_done_pending = False
             wrote = True
-        if self.max_data_pending and w.end - w.pos >= 9 and rec.frame_count < MAX_FRAME_RECORDS:
-            value = self.conn_recv_window.next_limit()
-            writer_uint8(w, F_MAX_DATA)
-            writer_varint(w, value)
-            self._record(rec, FRAME_MAX_DATA, 0, value, 0, False)
+        if self.max_data_pending and self._room_for_counter_frame(w, rec):
+            self._write_counter_frame(w, rec, F_MAX_DATA, FRAME_MAX_DATA, 0, self.conn_recv_window.next_limit())
             self.max_data_pending = False
             wrote = True
-        if self.max_streams_bidi_pending and w.end - w.pos >= 9 and rec.frame_count < MAX_FRAME_RECORDS:
-            writer_uint8(w, F_MAX_STREAMS_BIDI)
-            writer_varint(w, self.local_max_bidi)
-            self._record(rec, FRAME_MAX_STREAMS_BIDI, 0, self.local_max_bidi, 0, False)
+        if self.max_streams_bidi_pending and self._room_for_counter_frame(w, rec):
+            self._write_counter_frame(w, rec, F_MAX_STREAMS_BIDI, FRAME_MAX_STREAMS_BIDI, 0, self.local_max_bidi)
             self.max_streams_bidi_pending = False
             wrote = True
-        if self.max_streams_uni_pending and w.end - w.pos >= 9 and rec.frame_count < MAX_FRAME_RECORDS:
-            writer_uint8(w, F_MAX_STREAMS_UNI)
-            writer_varint(w, self.local_max_uni)
-            self._record(rec, FRAME_MAX_STREAMS_UNI, 0, self.local_max_uni, 0, False)
+        if self.max_streams_uni_pending and self._room_for_counter_frame(w, rec):
+            self._write_counter_frame(w, rec, F_MAX_STREAMS_UNI, FRAME_MAX_STREAMS_UNI, 0, self.local_max_uni)
             self.max_streams_uni_pending = False
             wrote = True
+        wrote |= self._write_data_blocked(w, rec)
+        wrote |= self._write_streams_blocked(w, rec)
         cdef bytes cid, token
         while self.new_cid_pending and w.end - w.pos >= 1 + 8 + 8 + 1 + 20 + 16 and rec.frame_count < MAX_FRAME_RECORDS:
             seq = self.new_cid_pending.pop(0)
@@ -2609,6 +2665,7 @@ cdef class Connection(FrameHandler):
         cdef const uint8_t* data
         cdef uint8_t ftype
         cdef Py_ssize_t type_pos
+        cdef bint blocked
         while self.send_queue and w.end - w.pos > 24 and rec.frame_count < MAX_FRAME_RECORDS:
             s = self.streams.get(self.send_queue[0])
             if s is None:
@@ -2639,6 +2696,7 @@ cdef class Connection(FrameHandler):
                     s.max_stream_data_pending = False
                     wrote = True
             n = -1
+            blocked = False
             if s.send is not None and s.reset_code < 0 and rec.frame_count < MAX_FRAME_RECORDS:
                 conn_room = self.conn_send_window.limit - self.conn_sent_total if self.conn_send_window.limit > self.conn_sent_total else 0
                 flow_limit = s.send_window.limit
@@ -2670,6 +2728,9 @@ cdef class Connection(FrameHandler):
                         if n >= room:
                             # Packet full; the stream keeps its turn for the next packet.
                             break
+                    blocked = s.send.write_offset > s.send.sent_offset and s.send.sent_offset >= flow_limit
+            if blocked:
+                wrote |= self._write_blocked_frames(w, rec, s)
             # Done with this stream for now: drop it from the queue or rotate it.
             self.send_queue.popleft()
             if s.wants_send() and n >= 0:
@@ -2679,4 +2740,52 @@ cdef class Connection(FrameHandler):
                 if n < 0 and s.wants_send():
                     # Blocked by flow control: it is re-queued when credit arrives.
                     pass
+        return wrote
+
+    cdef bint _write_blocked_frames(self, Writer* w, SentPacket* rec, Stream s):
+        """New data of `s` waits for credit: tell the peer once per limit
+        (RFC 9000 §4.1, STREAM_DATA_BLOCKED / DATA_BLOCKED, §19.12-13)."""
+        if s.send.sent_offset >= s.send_window.limit:
+            s.send_window.used = s.send.sent_offset
+            if w.end - w.pos >= 17 and rec.frame_count < MAX_FRAME_RECORDS and s.send_window.blocked_frame_due():
+                writer_uint8(w, F_STREAM_DATA_BLOCKED)
+                writer_varint(w, <uint64_t>s.stream_id)
+                writer_varint(w, s.send_window.limit)
+                self._record(rec, FRAME_STREAM_DATA_BLOCKED, s.stream_id, s.send_window.limit, 0, False)
+                return True
+            return False
+        self.conn_send_window.used = self.conn_sent_total
+        if self.conn_send_window.blocked_frame_due():
+            self.data_blocked_pending = True
+        return self._write_data_blocked(w, rec)
+
+    cdef inline bint _room_for_counter_frame(self, Writer* w, SentPacket* rec) noexcept:
+        """Room for a frame of a type byte and one varint, and for its record."""
+        return w.end - w.pos >= 9 and rec.frame_count < MAX_FRAME_RECORDS
+
+    cdef inline void _write_counter_frame(self, Writer* w, SentPacket* rec, uint8_t ftype, int kind,
+                                          int64_t key, uint64_t value) noexcept:
+        """MAX_DATA, MAX_STREAMS, DATA_BLOCKED, STREAMS_BLOCKED: a type and one
+        value; the record keeps the value so that a loss can tell if it is stale."""
+        writer_uint8(w, ftype)
+        writer_varint(w, value)
+        self._record(rec, kind, key, value, 0, False)
+
+    cdef bint _write_data_blocked(self, Writer* w, SentPacket* rec):
+        if not self.data_blocked_pending or not self._room_for_counter_frame(w, rec):
+            return False
+        self._write_counter_frame(w, rec, F_DATA_BLOCKED, FRAME_DATA_BLOCKED, 0, self.conn_send_window.limit)
+        self.data_blocked_pending = False
+        return True
+
+    cdef bint _write_streams_blocked(self, Writer* w, SentPacket* rec):
+        cdef bint wrote = False
+        if self.streams_blocked_bidi_pending and self._room_for_counter_frame(w, rec):
+            self._write_counter_frame(w, rec, F_STREAMS_BLOCKED_BIDI, FRAME_STREAMS_BLOCKED, 0, self.peer_max_bidi)
+            self.streams_blocked_bidi_pending = False
+            wrote = True
+        if self.streams_blocked_uni_pending and self._room_for_counter_frame(w, rec):
+            self._write_counter_frame(w, rec, F_STREAMS_BLOCKED_UNI, FRAME_STREAMS_BLOCKED, 1, self.peer_max_uni)
+            self.streams_blocked_uni_pending = False
+            wrote = True
         return wrote

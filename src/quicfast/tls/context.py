@@ -109,6 +109,9 @@ class Level(IntEnum):
     ONE_RTT = 3
 
 
+_LEVELS = tuple(Level)  # iterating the enum class itself is slow
+
+
 class _State(IntEnum):
     CLIENT_START = 0
     CLIENT_WAIT_SERVER_HELLO = 1
@@ -218,7 +221,7 @@ class _Handshake:
         self.config = config
         self.is_client = is_client
         #: handshake bytes to send, per level; drained by the engine
-        self.output: dict[Level, bytearray] = {level: bytearray() for level in Level}
+        self.output: dict[Level, bytearray] = {level: bytearray() for level in _LEVELS}
         #: ``f(level, is_write, cipher_suite, secret)``, see module docstring
         self.on_secret: Callable[[Level, bool, CipherSuite, bytes], None] | None = None
         #: client: ``f(ticket)`` for each NewSessionTicket
@@ -267,7 +270,7 @@ class _Handshake:
         if not data:
             return
         try:
-            self._receive(Level(level), bytes(data))
+            self._receive(level if level.__class__ is Level else Level(level), bytes(data))
         except AlertError:
             self._state = _State.FAILED
             raise
@@ -842,10 +845,17 @@ class ServerHandshake(_Handshake):
         if transcript.hash_name is None:
             transcript.set_hash(CIPHER_SUITE_HASH[suite])
         self._key_schedule = KeySchedule(suite)
-        ticket_state = self._accept_psk(hello, message) if hello.pre_shared_key else None
+        ticket_state = None
+        if hello.pre_shared_key:
+            # The binders cover the ClientHello up to the binders list
+            # (RFC 8446 §4.2.11.2): hash that prefix once, then the rest.
+            transcript.update(message[: hello.binders_offset])
+            ticket_state = self._accept_psk(hello)
+            transcript.update(message[hello.binders_offset :])
+        else:
+            transcript.update(message)
         if ticket_state is None:
             self._key_schedule.extract(None)
-        transcript.update(message)
         if ticket_state is not None and hello.early_data and self._accept_early_data(
             hello, ticket_state
         ):
@@ -951,8 +961,11 @@ class ServerHandshake(_Handshake):
         self._send(Level.INITIAL, push_server_hello(retry))
         self._state = _State.SERVER_WAIT_SECOND_CLIENT_HELLO
 
-    def _accept_psk(self, hello: ClientHello, message: bytes) -> ServerTicketState | None:
-        """Return the resumed ticket's state if its PSK is accepted."""
+    def _accept_psk(self, hello: ClientHello) -> ServerTicketState | None:
+        """Return the resumed ticket's state if its PSK is accepted.
+
+        The transcript must hold exactly the ClientHello up to its binders.
+        """
         if hello.psk_key_exchange_modes is None:
             raise _alert(_A.missing_extension, "pre_shared_key without psk_key_exchange_modes")
         if PSK_DHE_KE not in hello.psk_key_exchange_modes:
@@ -978,8 +991,7 @@ class ServerHandshake(_Handshake):
                 continue
             ks = self._key_schedule
             ks.extract(state.resumption_secret)
-            truncated = message[: hello.binders_offset]
-            expected = ks.binder(False, self._transcript.digest_with(truncated))
+            expected = ks.binder(False, self._transcript.digest())
             if not hmac.compare_digest(expected, offered.binders[index]):
                 raise _alert(_A.decrypt_error, "PSK binder does not verify")
             self.session_resumed = True

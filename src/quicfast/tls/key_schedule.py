@@ -7,15 +7,14 @@ HelloRetryRequest), §4.4.4 (Finished verify_data), §4.2.11.2 (PSK binders)
 and §4.6.1 (resumption PSK from a ticket nonce). Checked bit for bit against
 RFC 8448 §3 and §4 in tests/unit/tls/test_key_schedule.py.
 
-HKDF is computed with the standard library's one-shot ``hmac.digest``: every
-TLS 1.3 expansion fits in a single HMAC block (output <= hash length), and
-this avoids constructing a ``cryptography`` HKDF object per label.
+HKDF is computed on hashlib directly (see ``_hmac``): every TLS 1.3
+expansion fits in a single HMAC block (output <= hash length), and this
+avoids constructing a ``cryptography`` HKDF object per label.
 """
 
 from __future__ import annotations
 
 import hashlib
-import hmac
 from enum import IntEnum
 
 __all__ = [
@@ -45,15 +44,37 @@ CIPHER_SUITE_HASH: dict[int, str] = {
 
 _HASH_LENGTH = {"sha256": 32, "sha384": 48}
 _EMPTY_HASH = {name: hashlib.new(name).digest() for name in _HASH_LENGTH}
-try:  # the C function behind hmac.digest, without its Python wrapper
-    from _hashlib import hmac_digest as _hmac_digest
-except ImportError:  # pragma: no cover
-    _hmac_digest = hmac.digest
+#: per hash: (constructor, block size, zero padding of a block)
+_HMAC_HASH = {
+    name: (getattr(hashlib, name), block, bytes(block))
+    for name, block in (("sha256", 64), ("sha384", 128))
+}
+_IPAD = bytes(x ^ 0x36 for x in range(256))
+_OPAD = bytes(x ^ 0x5C for x in range(256))
+
+
+def _hmac(key: bytes, message: bytes, hash_name: str) -> bytes:
+    """HMAC (RFC 2104) on hashlib's one-shot constructors.
+
+    TLS 1.3 keys are never longer than a hash block, so the key is padded,
+    XORed with ipad/opad through ``bytes.translate`` and hashed twice. This
+    costs about a quarter less than ``hmac.digest`` on OpenSSL 3, whose
+    one-shot HMAC fetches the digest by name on every call.
+    """
+    new, block, zeros = _HMAC_HASH[hash_name]
+    if len(key) > block:
+        key = new(key).digest()
+    key += zeros[len(key):]
+    return new(key.translate(_OPAD) + new(key.translate(_IPAD) + message).digest()).digest()
 
 
 def hkdf_extract(hash_name: str, salt: bytes, ikm: bytes) -> bytes:
     """HKDF-Extract(salt, IKM) (RFC 5869 §2.2)."""
-    return _hmac_digest(salt or bytes(_HASH_LENGTH[hash_name]), ikm, hash_name)
+    return _hmac(salt or bytes(_HASH_LENGTH[hash_name]), ikm, hash_name)
+
+
+#: ``uint16 length || opaque label<7..255>`` of HkdfLabel, by (label, length)
+_LABEL_PREFIX: dict[tuple[bytes, int], bytes] = {}
 
 
 def hkdf_expand_label(
@@ -63,29 +84,27 @@ def hkdf_expand_label(
 
     ``label`` is given without the ``"tls13 "`` prefix, as bytes.
     """
-    full_label = b"tls13 " + label
-    info = (
-        length.to_bytes(2, "big")
-        + bytes((len(full_label),))
-        + full_label
-        + bytes((len(context),))
-        + context
-    )
-    hash_length = _HASH_LENGTH[hash_name]
-    if length <= hash_length:
-        return _hmac_digest(secret, info + b"\x01", hash_name)[:length]
+    prefix = _LABEL_PREFIX.get((label, length))
+    if prefix is None:
+        full_label = b"tls13 " + label
+        prefix = length.to_bytes(2, "big") + bytes((len(full_label),)) + full_label
+        if len(_LABEL_PREFIX) < 256:  # labels are protocol constants; bound it anyway
+            _LABEL_PREFIX[(label, length)] = prefix
+    info = prefix + bytes((len(context),)) + context
+    if length <= _HASH_LENGTH[hash_name]:
+        return _hmac(secret, info + b"\x01", hash_name)[:length]
     output = b""
     block = b""
     counter = 1
     while len(output) < length:
-        block = _hmac_digest(secret, block + info + bytes((counter,)), hash_name)
+        block = _hmac(secret, block + info + bytes((counter,)), hash_name)
         output += block
         counter += 1
     return output[:length]
 
 
 _ZEROS = {name: bytes(length) for name, length in _HASH_LENGTH.items()}
-_ZERO_EARLY_SECRET = {name: _hmac_digest(_ZEROS[name], _ZEROS[name], name) for name in _HASH_LENGTH}
+_ZERO_EARLY_SECRET = {name: _hmac(_ZEROS[name], _ZEROS[name], name) for name in _HASH_LENGTH}
 _ZERO_EARLY_DERIVED = {
     name: hkdf_expand_label(name, _ZERO_EARLY_SECRET[name], b"derived", _EMPTY_HASH[name], length)
     for name, length in _HASH_LENGTH.items()
@@ -96,15 +115,18 @@ class Transcript:
     """The running transcript hash (RFC 8446 §4.4.1).
 
     Until the cipher suite (and so the hash) is known, messages are kept and
-    hashed once :meth:`set_hash` is called.
+    hashed once :meth:`set_hash` is called. The digest is remembered until
+    the next message: a handshake asks for the same transcript hash up to
+    three times (Finished, application secrets, the peer's Finished).
     """
 
-    __slots__ = ("hash_name", "_hash", "_pending")
+    __slots__ = ("hash_name", "_hash", "_pending", "_digest")
 
     def __init__(self, hash_name: str | None = None) -> None:
         self.hash_name = hash_name
         self._hash = hashlib.new(hash_name) if hash_name else None
         self._pending: list[bytes] = []
+        self._digest: bytes | None = None
 
     def set_hash(self, hash_name: str) -> None:
         """Fix the hash algorithm and absorb any pending messages."""
@@ -113,9 +135,11 @@ class Transcript:
         for message in self._pending:
             self._hash.update(message)
         self._pending = []
+        self._digest = None
 
     def update(self, message: bytes) -> None:
         """Append one complete handshake message (header included)."""
+        self._digest = None
         if self._hash is None:
             self._pending.append(message)
         else:
@@ -123,7 +147,9 @@ class Transcript:
 
     def digest(self) -> bytes:
         """Hash of every message so far."""
-        return self._hash.copy().digest()
+        if self._digest is None:
+            self._digest = self._hash.copy().digest()
+        return self._digest
 
     def digest_with(self, partial: bytes) -> bytes:
         """Hash of every message so far followed by ``partial`` (not recorded)."""
@@ -134,6 +160,7 @@ class Transcript:
     def restart_for_retry(self) -> None:
         """Replace ClientHello1 with ``message_hash`` (RFC 8446 §4.4.1)."""
         first_hello_hash = self._hash.digest()
+        self._digest = None
         self._hash = hashlib.new(self.hash_name)
         self._hash.update(bytes((254, 0, 0, len(first_hello_hash))) + first_hello_hash)
 
@@ -173,7 +200,7 @@ class KeySchedule:
             salt = _ZERO_EARLY_DERIVED[hash_name]
         else:
             salt = self.derive_secret(b"derived", _EMPTY_HASH[hash_name])
-        self.secret = _hmac_digest(salt, ikm, hash_name)
+        self.secret = _hmac(salt, ikm, hash_name)
         return self.secret
 
     def derive_secret(self, label: bytes, transcript_hash: bytes) -> bytes:
@@ -187,7 +214,7 @@ class KeySchedule:
         finished_key = hkdf_expand_label(
             self.hash_name, base_key, b"finished", b"", self.hash_length
         )
-        return _hmac_digest(finished_key, transcript_hash, self.hash_name)
+        return _hmac(finished_key, transcript_hash, self.hash_name)
 
     def binder(self, is_external: bool, truncated_hello_hash: bytes) -> bytes:
         """PSK binder over a truncated ClientHello (RFC 8446 §4.2.11.2).

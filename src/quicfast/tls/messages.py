@@ -23,6 +23,7 @@ transcript hash without being re-serialized.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from struct import unpack as _struct_unpack
 from enum import IntEnum
 from functools import lru_cache
 
@@ -161,41 +162,48 @@ class Reader:
         self.pos = stop
         return self.data[pos:stop]
 
-    def vector(self, length_size: int, minimum: int = 0) -> bytes:
-        """Read ``opaque x<minimum..2^(8*length_size)-1>``."""
-        if length_size == 1:
-            length = self.uint8()
-        elif length_size == 2:
-            length = self.uint16()
-        else:
-            length = int.from_bytes(self.bytes(length_size), "big")
-        if length < minimum:
-            raise _decode_error("vector too short")
-        return self.bytes(length)
+    def _span(self, length_size: int, minimum: int) -> tuple[int, int]:
+        """Consume a ``length_size``-byte length and that many bytes; their span.
 
-    def sub(self, length_size: int, minimum: int = 0) -> "Reader":
-        """Return a Reader limited to the next length-prefixed vector."""
+        Inlined reads (no uint8/uint16 calls): vectors are most of the
+        fields of a handshake message.
+        """
+        data = self.data
+        pos = self.pos
+        start = pos + length_size
+        if start > self.end:
+            raise _decode_error("truncated message")
         if length_size == 1:
-            length = self.uint8()
+            length = data[pos]
         elif length_size == 2:
-            length = self.uint16()
+            length = (data[pos] << 8) | data[pos + 1]
         else:
-            length = int.from_bytes(self.bytes(length_size), "big")
+            length = int.from_bytes(data[pos:start], "big")
         if length < minimum:
             raise _decode_error("vector too short")
-        start = self.pos
         stop = start + length
         if stop > self.end:
             raise _decode_error("truncated vector")
         self.pos = stop
+        return start, stop
+
+    def vector(self, length_size: int, minimum: int = 0) -> bytes:
+        """Read ``opaque x<minimum..2^(8*length_size)-1>``."""
+        start, stop = self._span(length_size, minimum)
+        return self.data[start:stop]
+
+    def sub(self, length_size: int, minimum: int = 0) -> "Reader":
+        """Return a Reader limited to the next length-prefixed vector."""
+        start, stop = self._span(length_size, minimum)
         return Reader(self.data, start, stop)
 
     def uint16_list(self, length_size: int = 2, minimum: int = 2) -> list[int]:
         """Read a vector of uint16 values."""
         raw = self.vector(length_size, minimum)
-        if len(raw) % 2:
+        count, odd = divmod(len(raw), 2)
+        if odd:
             raise _decode_error("odd-length uint16 vector")
-        return [(raw[i] << 8) | raw[i + 1] for i in range(0, len(raw), 2)]
+        return list(_struct_unpack(f">{count}H", raw))
 
 
 # --- serialization helpers -------------------------------------------------
@@ -222,12 +230,6 @@ def uint16_vector(values: list[int], length_size: int = 2) -> bytes:
     return len(body).to_bytes(length_size, "big") + body
 
 
-@lru_cache(maxsize=256)
-def _cached_uint16_extension(ext_type: int, values: tuple[int, ...], length_size: int) -> bytes:
-    """A uint16-list extension; the same config produces the same bytes."""
-    return extension(ext_type, uint16_vector(list(values), length_size))
-
-
 def handshake_message(msg_type: int, body: bytes) -> bytes:
     """Prefix ``body`` with the 4-byte handshake header (RFC 8446 §4)."""
     return bytes((msg_type,)) + len(body).to_bytes(3, "big") + body
@@ -238,19 +240,55 @@ def extension(ext_type: int, data: bytes) -> bytes:
     return ext_type.to_bytes(2, "big") + len(data).to_bytes(2, "big") + data
 
 
-def _iter_extensions(reader: Reader):
-    """Yield ``(type, Reader)`` for each extension, rejecting duplicates."""
+# Plain-int copies of the extension codes the parsers branch on: comparing an
+# int with an IntEnum member costs an attribute lookup on the enum class and
+# a slow mixed-type comparison, a dozen times per extension in a ClientHello.
+_SERVER_NAME = int(ExtensionType.server_name)
+_SUPPORTED_GROUPS = int(ExtensionType.supported_groups)
+_SIGNATURE_ALGORITHMS = int(ExtensionType.signature_algorithms)
+_ALPN = int(ExtensionType.application_layer_protocol_negotiation)
+_PRE_SHARED_KEY = int(ExtensionType.pre_shared_key)
+_EARLY_DATA = int(ExtensionType.early_data)
+_SUPPORTED_VERSIONS = int(ExtensionType.supported_versions)
+_COOKIE = int(ExtensionType.cookie)
+_PSK_KEY_EXCHANGE_MODES = int(ExtensionType.psk_key_exchange_modes)
+_SIGNATURE_ALGORITHMS_CERT = int(ExtensionType.signature_algorithms_cert)
+_KEY_SHARE = int(ExtensionType.key_share)
+_QUIC_TRANSPORT_PARAMETERS = int(ExtensionType.quic_transport_parameters)
+
+
+def _iter_extensions(reader: Reader) -> list[tuple[int, Reader]]:
+    """``(type, Reader)`` for each extension of the next block, in wire order.
+
+    Rejects a truncated block (decode_error) and a repeated extension
+    (illegal_parameter). One tight loop over the bytes, not a Reader call
+    per field.
+    """
     block = reader.sub(2)
+    data = block.data
+    pos = block.pos
+    end = block.end
     seen: set[int] = set()
-    while not block.eof():
-        ext_type = block.uint16()
-        ext = block.sub(2)
+    extensions = []
+    while pos < end:
+        if pos + 4 > end:
+            raise _decode_error("truncated message")
+        ext_type = (data[pos] << 8) | data[pos + 1]
+        start = pos + 4
+        pos = start + ((data[pos + 2] << 8) | data[pos + 3])
+        if pos > end:
+            raise _decode_error("truncated vector")
         if ext_type in seen:
             raise AlertError(
                 AlertDescription.illegal_parameter, f"duplicate extension {ext_type}"
             )
         seen.add(ext_type)
-        yield ext_type, ext
+        extensions.append((ext_type, Reader(data, start, pos)))
+    return extensions
+
+
+def _trailing(ext_type: int) -> AlertError:
+    return _decode_error(f"trailing bytes in extension {ext_type}")
 
 
 def _pull_alpn_list(ext: Reader) -> list[str]:
@@ -262,7 +300,7 @@ def _pull_alpn_list(ext: Reader) -> list[str]:
     return protocols
 
 
-def _push_alpn_list(protocols: list[str]) -> bytes:
+def _push_alpn_list(protocols: "list[str] | tuple[str, ...]") -> bytes:
     return vec2(b"".join(vec1(p.encode("latin-1")) for p in protocols))
 
 
@@ -344,33 +382,33 @@ def pull_client_hello(message: bytes) -> ClientHello:
     types = hello.extension_types
     for ext_type, ext in _iter_extensions(reader):
         types.append(ext_type)
-        if ext_type == ExtensionType.supported_versions:
+        if ext_type == _SUPPORTED_VERSIONS:
             hello.supported_versions = ext.uint16_list(1, 2)
-        elif ext_type == ExtensionType.key_share:
+        elif ext_type == _KEY_SHARE:
             shares = ext.sub(2)
             entries = []
             while not shares.eof():
                 entries.append(_pull_key_share_entry(shares))
             hello.key_shares = entries
-        elif ext_type == ExtensionType.supported_groups:
+        elif ext_type == _SUPPORTED_GROUPS:
             hello.supported_groups = ext.uint16_list(2, 2)
-        elif ext_type == ExtensionType.signature_algorithms:
+        elif ext_type == _SIGNATURE_ALGORITHMS:
             hello.signature_algorithms = ext.uint16_list(2, 2)
-        elif ext_type == ExtensionType.signature_algorithms_cert:
+        elif ext_type == _SIGNATURE_ALGORITHMS_CERT:
             hello.signature_algorithms_cert = ext.uint16_list(2, 2)
-        elif ext_type == ExtensionType.server_name:
+        elif ext_type == _SERVER_NAME:
             hello.server_name = _pull_server_name(ext)
-        elif ext_type == ExtensionType.application_layer_protocol_negotiation:
+        elif ext_type == _ALPN:
             hello.alpn_protocols = _pull_alpn_list(ext)
-        elif ext_type == ExtensionType.quic_transport_parameters:
+        elif ext_type == _QUIC_TRANSPORT_PARAMETERS:
             hello.quic_transport_parameters = ext.bytes(ext.end - ext.pos)
-        elif ext_type == ExtensionType.psk_key_exchange_modes:
+        elif ext_type == _PSK_KEY_EXCHANGE_MODES:
             hello.psk_key_exchange_modes = list(ext.vector(1, 1))
-        elif ext_type == ExtensionType.early_data:
+        elif ext_type == _EARLY_DATA:
             hello.early_data = True
-        elif ext_type == ExtensionType.cookie:
+        elif ext_type == _COOKIE:
             hello.cookie = ext.vector(2, 1)
-        elif ext_type == ExtensionType.pre_shared_key:
+        elif ext_type == _PRE_SHARED_KEY:
             identities_reader = ext.sub(2, 7)
             identities = []
             while not identities_reader.eof():
@@ -389,9 +427,52 @@ def pull_client_hello(message: bytes) -> ClientHello:
             hello.pre_shared_key = OfferedPsks(identities, binders)
         else:
             continue  # unknown extension: ignored (RFC 8446 §4.2)
-        ext.expect_end(f"extension {ext_type}")
+        if ext.pos != ext.end:
+            raise _trailing(ext_type)
     reader.expect_end("ClientHello")
     return hello
+
+
+def _as_tuple(values: list | None) -> tuple | None:
+    return None if values is None else tuple(values)
+
+
+@lru_cache(maxsize=256)
+def _static_client_extensions(
+    server_name: str | None,
+    versions: tuple[int, ...] | None,
+    groups: tuple[int, ...] | None,
+    signature_algorithms: tuple[int, ...] | None,
+    signature_algorithms_cert: tuple[int, ...] | None,
+    alpn: tuple[str, ...] | None,
+    psk_modes: tuple[int, ...] | None,
+) -> bytes:
+    """The ClientHello extensions that depend on configuration only.
+
+    One client config produces the same bytes for every connection, so
+    they are built once (server_name, supported_versions, supported_groups,
+    signature_algorithms(_cert), ALPN, psk_key_exchange_modes, in that order).
+    """
+    exts = []
+    if server_name is not None:
+        name = server_name.encode("ascii")
+        exts.append(extension(ExtensionType.server_name, vec2(b"\x00" + vec2(name))))
+    if versions is not None:
+        exts.append(extension(ExtensionType.supported_versions, uint16_vector(list(versions), 1)))
+    for ext_type, values in (
+        (ExtensionType.supported_groups, groups),
+        (ExtensionType.signature_algorithms, signature_algorithms),
+        (ExtensionType.signature_algorithms_cert, signature_algorithms_cert),
+    ):
+        if values is not None:
+            exts.append(extension(ext_type, uint16_vector(list(values))))
+    if alpn is not None:
+        exts.append(
+            extension(ExtensionType.application_layer_protocol_negotiation, _push_alpn_list(alpn))
+        )
+    if psk_modes is not None:
+        exts.append(extension(ExtensionType.psk_key_exchange_modes, vec1(bytes(psk_modes))))
+    return b"".join(exts)
 
 
 def push_client_hello(hello: ClientHello) -> bytes:
@@ -401,55 +482,26 @@ def push_client_hello(hello: ClientHello) -> bytes:
     placeholders of the right length first, hashes the prefix
     ``message[:len(message) - binders_length(...)]`` and serializes again.
     """
-    exts = []
-    if hello.server_name is not None:
-        name = hello.server_name.encode("ascii")
-        exts.append(extension(ExtensionType.server_name, vec2(b"\x00" + vec2(name))))
-    if hello.supported_versions is not None:
-        exts.append(
-            _cached_uint16_extension(
-                ExtensionType.supported_versions, tuple(hello.supported_versions), 1
-            )
+    exts = [
+        _static_client_extensions(
+            hello.server_name,
+            _as_tuple(hello.supported_versions),
+            _as_tuple(hello.supported_groups),
+            _as_tuple(hello.signature_algorithms),
+            _as_tuple(hello.signature_algorithms_cert),
+            _as_tuple(hello.alpn_protocols),
+            _as_tuple(hello.psk_key_exchange_modes),
         )
-    if hello.supported_groups is not None:
-        exts.append(
-            _cached_uint16_extension(
-                ExtensionType.supported_groups, tuple(hello.supported_groups), 2
-            )
-        )
-    if hello.signature_algorithms is not None:
-        exts.append(
-            _cached_uint16_extension(
-                ExtensionType.signature_algorithms, tuple(hello.signature_algorithms), 2
-            )
-        )
-    if hello.signature_algorithms_cert is not None:
-        exts.append(
-            extension(
-                ExtensionType.signature_algorithms_cert,
-                uint16_vector(hello.signature_algorithms_cert),
-            )
-        )
+    ]
     if hello.key_shares is not None:
         shares = b"".join(g.to_bytes(2, "big") + vec2(k) for g, k in hello.key_shares)
         exts.append(extension(ExtensionType.key_share, vec2(shares)))
-    if hello.alpn_protocols is not None:
-        exts.append(
-            extension(
-                ExtensionType.application_layer_protocol_negotiation,
-                _push_alpn_list(hello.alpn_protocols),
-            )
-        )
     if hello.quic_transport_parameters is not None:
         exts.append(
             extension(ExtensionType.quic_transport_parameters, hello.quic_transport_parameters)
         )
     if hello.cookie is not None:
         exts.append(extension(ExtensionType.cookie, vec2(hello.cookie)))
-    if hello.psk_key_exchange_modes is not None:
-        exts.append(
-            extension(ExtensionType.psk_key_exchange_modes, vec1(bytes(hello.psk_key_exchange_modes)))
-        )
     if hello.early_data:
         exts.append(extension(ExtensionType.early_data, b""))
     if hello.pre_shared_key is not None:
@@ -517,20 +569,21 @@ def pull_server_hello(message: bytes) -> ServerHello:
     hello.legacy_compression_method = reader.uint8()
     for ext_type, ext in _iter_extensions(reader):
         hello.extension_types.append(ext_type)
-        if ext_type == ExtensionType.supported_versions:
+        if ext_type == _SUPPORTED_VERSIONS:
             hello.supported_version = ext.uint16()
-        elif ext_type == ExtensionType.key_share:
+        elif ext_type == _KEY_SHARE:
             if is_retry:
                 hello.key_share = (ext.uint16(), b"")
             else:
                 hello.key_share = _pull_key_share_entry(ext)
-        elif ext_type == ExtensionType.pre_shared_key:
+        elif ext_type == _PRE_SHARED_KEY:
             hello.selected_identity = ext.uint16()
-        elif ext_type == ExtensionType.cookie:
+        elif ext_type == _COOKIE:
             hello.cookie = ext.vector(2, 1)
         else:
             continue
-        ext.expect_end(f"extension {ext_type}")
+        if ext.pos != ext.end:
+            raise _trailing(ext_type)
     reader.expect_end("ServerHello")
     return hello
 
@@ -583,20 +636,21 @@ def pull_encrypted_extensions(message: bytes) -> EncryptedExtensions:
     ee = EncryptedExtensions()
     for ext_type, ext in _iter_extensions(reader):
         ee.extension_types.append(ext_type)
-        if ext_type == ExtensionType.application_layer_protocol_negotiation:
+        if ext_type == _ALPN:
             protocols = _pull_alpn_list(ext)
             if len(protocols) != 1:
                 raise _decode_error("server ALPN must name exactly one protocol")
             ee.alpn_protocol = protocols[0]
-        elif ext_type == ExtensionType.early_data:
+        elif ext_type == _EARLY_DATA:
             ee.early_data = True
-        elif ext_type == ExtensionType.quic_transport_parameters:
+        elif ext_type == _QUIC_TRANSPORT_PARAMETERS:
             ee.quic_transport_parameters = ext.bytes(ext.end - ext.pos)
-        elif ext_type == ExtensionType.server_name:
+        elif ext_type == _SERVER_NAME:
             ee.server_name_acknowledged = True
         else:
             continue
-        ext.expect_end(f"extension {ext_type}")
+        if ext.pos != ext.end:
+            raise _trailing(ext_type)
     reader.expect_end("EncryptedExtensions")
     return ee
 
@@ -641,13 +695,14 @@ def pull_certificate_request(message: bytes) -> CertificateRequest:
     request = CertificateRequest(request_context=reader.vector(1))
     for ext_type, ext in _iter_extensions(reader):
         request.extension_types.append(ext_type)
-        if ext_type == ExtensionType.signature_algorithms:
+        if ext_type == _SIGNATURE_ALGORITHMS:
             request.signature_algorithms = ext.uint16_list(2, 2)
-        elif ext_type == ExtensionType.signature_algorithms_cert:
+        elif ext_type == _SIGNATURE_ALGORITHMS_CERT:
             request.signature_algorithms_cert = ext.uint16_list(2, 2)
         else:
             continue
-        ext.expect_end(f"extension {ext_type}")
+        if ext.pos != ext.end:
+            raise _trailing(ext_type)
     reader.expect_end("CertificateRequest")
     if request.signature_algorithms is None:
         raise AlertError(
@@ -770,7 +825,7 @@ def pull_new_session_ticket(message: bytes) -> NewSessionTicket:
         ticket=reader.vector(2, 1),
     )
     for ext_type, ext in _iter_extensions(reader):
-        if ext_type == ExtensionType.early_data:
+        if ext_type == _EARLY_DATA:
             nst.max_early_data_size = ext.uint32()
             ext.expect_end("early_data extension")
     reader.expect_end("NewSessionTicket")

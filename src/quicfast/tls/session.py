@@ -45,6 +45,26 @@ def _pack_str(value: str | None) -> bytes:
     return b"\x01" + struct.pack("!H", len(data)) + data
 
 
+_SUITE_SECRET = struct.Struct("!HB")
+_STATE_TIMES = struct.Struct("!dIII")
+_UINT16 = struct.Struct("!H")
+_UINT32 = struct.Struct("!I")
+
+
+def _unpack_str(data: bytes, pos: int) -> tuple[str | None, int]:
+    """Read a :func:`_pack_str` value at ``pos``; returns it and the next offset."""
+    if data[pos] == 0:
+        return None, pos + 1
+    if data[pos] != 1:
+        raise ValueError("malformed session data")
+    (length,) = _UINT16.unpack_from(data, pos + 1)
+    start = pos + 3
+    value = data[start : start + length]
+    if len(value) != length:
+        raise ValueError("truncated session data")
+    return value.decode("utf-8"), start + length
+
+
 class _Unpacker:
     __slots__ = ("data", "pos")
 
@@ -245,16 +265,26 @@ class ServerTicketState:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> "ServerTicketState":
-        """Parse :meth:`to_bytes` output; raises ValueError if malformed."""
-        reader = _Unpacker(data)
-        suite, secret_length = reader.unpack("!HB")
-        secret = reader.take(secret_length)
-        issued_at, age_add, lifetime, max_early = reader.unpack("!dIII")
-        alpn = reader.string()
-        server_name = reader.string()
-        app_data = reader.blob()
-        ticket_id = reader.take(16)
-        reader.finish()
+        """Parse :meth:`to_bytes` output; raises ValueError if malformed.
+
+        Runs on every resumption, so it unpacks with precompiled structs at
+        known offsets rather than through :class:`_Unpacker`.
+        """
+        try:
+            suite, secret_length = _SUITE_SECRET.unpack_from(data, 0)
+            pos = _SUITE_SECRET.size + secret_length
+            secret = data[_SUITE_SECRET.size : pos]
+            issued_at, age_add, lifetime, max_early = _STATE_TIMES.unpack_from(data, pos)
+            alpn, pos = _unpack_str(data, pos + _STATE_TIMES.size)
+            server_name, pos = _unpack_str(data, pos)
+            (app_length,) = _UINT32.unpack_from(data, pos)
+            pos += 4
+            app_data = data[pos : pos + app_length]
+            ticket_id = data[pos + app_length :]
+        except (struct.error, IndexError, UnicodeDecodeError):
+            raise ValueError("truncated session data") from None
+        if len(secret) != secret_length or len(app_data) != app_length or len(ticket_id) != 16:
+            raise ValueError("malformed session data")
         return cls(suite, secret, issued_at, age_add, lifetime, max_early, alpn,
                    server_name, app_data, ticket_id)
 

@@ -9,8 +9,17 @@ binder finished key, binder and client early traffic secret.
 from __future__ import annotations
 
 import hashlib
+import hmac
 
-from quicfast.tls.key_schedule import KeySchedule, Transcript, hkdf_expand_label, hkdf_extract
+import pytest
+
+from quicfast.tls.key_schedule import (
+    KeySchedule,
+    Transcript,
+    _hmac,
+    hkdf_expand_label,
+    hkdf_extract,
+)
 
 h = bytes.fromhex
 
@@ -129,3 +138,12 @@ def test_expand_label_longer_than_one_block_matches_rfc5869_expand():
     info = (80).to_bytes(2, "big") + bytes((len(label),)) + label + b"\x00"
     expected = HKDFExpand(hashes.SHA256(), 80, info).derive(secret)
     assert hkdf_expand_label("sha256", secret, b"test", b"", 80) == expected
+
+
+@pytest.mark.parametrize("hash_name", ["sha256", "sha384"])
+@pytest.mark.parametrize("key_length", [0, 1, 32, 48, 64, 127, 128, 129, 200])
+def test_hmac_matches_stdlib_for_every_key_length(hash_name, key_length):
+    # _hmac pads short keys and hashes keys longer than a block (RFC 2104 §2)
+    key = bytes(range(key_length % 256)) + bytes(max(0, key_length - 256))
+    message = b"quicfast" * 9
+    assert _hmac(key, message, hash_name) == hmac.digest(key, message, hash_name)

@@ -17,6 +17,8 @@ from quicfast.tls import (
     SessionTicketStore,
 )
 
+from quicfast.tls.session import ServerTicketState
+
 from tls_testing import NOW, Pair, client_config, handshake, server_config
 
 
@@ -91,6 +93,21 @@ def test_session_ticket_round_trips_to_bytes(pki):
     assert SessionTicket.from_bytes(ticket.to_bytes()) == ticket
     with pytest.raises(ValueError):
         SessionTicket.from_bytes(ticket.to_bytes()[:-1])
+
+
+@pytest.mark.parametrize(
+    "alpn, server_name, app_data",
+    [("h3", "localhost", b"params"), (None, None, b""), ("\u00e9", "a" * 300, b"q" * 1000)],
+)
+def test_server_ticket_state_round_trips_and_rejects_truncation(alpn, server_name, app_data):
+    state = ServerTicketState(0x1301, b"k" * 32, NOW, 7, 86400, 0, alpn, server_name, app_data)
+    data = state.to_bytes()
+    assert ServerTicketState.from_bytes(data) == state
+    for cut in range(len(data)):
+        with pytest.raises(ValueError):
+            ServerTicketState.from_bytes(data[:cut])
+    with pytest.raises(ValueError):
+        ServerTicketState.from_bytes(data + b"\x00")
 
 
 def test_expired_ticket_is_not_offered(pki):

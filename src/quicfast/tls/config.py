@@ -27,7 +27,7 @@ from cryptography.x509 import verification
 from .key_exchange import Group
 from .key_schedule import CipherSuite
 from .session import AntiReplayCache, SessionTicketStore, TicketKeyring
-from .signatures import DEFAULT_SIGNATURE_SCHEMES, schemes_for_key
+from .signatures import DEFAULT_SIGNATURE_SCHEMES, schemes_for_certificate
 from .verify import build_trust_store, default_trust_store, load_certificates
 
 __all__ = ["TLSConfig", "ClientHelloInfo"]
@@ -140,9 +140,11 @@ class TLSConfig:
         certificates = list(certificates)
         if not certificates:
             raise ValueError("empty certificate chain")
-        schemes = schemes_for_key(private_key)
+        # The leaf decides between rsa_pss_rsae_* and rsa_pss_pss_* for an
+        # RSA key (RFC 8446 §4.2.3): cryptography loads both kinds alike.
+        schemes = schemes_for_certificate(certificates[0], private_key)
         if not schemes:
-            raise ValueError("unsupported private key type")
+            raise ValueError("unsupported private key type or certificate key parameters")
         self.certificate_chain = certificates
         self.private_key = private_key
         self._signature_schemes_for_key = schemes

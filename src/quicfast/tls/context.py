@@ -39,7 +39,6 @@ from enum import IntEnum
 from typing import Any, Callable
 
 from cryptography import x509
-from cryptography.x509.oid import PublicKeyAlgorithmOID
 
 from .alerts import AlertDescription, AlertError
 from .config import ClientHelloInfo, TLSConfig
@@ -86,7 +85,7 @@ from .signatures import (
     CLIENT_CONTEXT,
     SERVER_CONTEXT,
     certificate_verify_content,
-    schemes_for_key,
+    schemes_for_certificate,
     sign,
     verify,
 )
@@ -208,8 +207,7 @@ def _leaf_key_and_schemes(certificate: x509.Certificate) -> tuple[Any, tuple[int
         public_key = certificate.public_key()
     except (ValueError, TypeError) as exc:  # unsupported key type
         raise _alert(_A.unsupported_certificate, f"unsupported certificate key: {exc}") from None
-    pss_key = certificate.public_key_algorithm_oid == PublicKeyAlgorithmOID.RSASSA_PSS
-    return public_key, schemes_for_key(public_key, pss_key)
+    return public_key, schemes_for_certificate(certificate, public_key)
 
 
 class _Handshake:

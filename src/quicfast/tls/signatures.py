@@ -4,6 +4,14 @@ Implements RFC 8446 §4.2.3 (SignatureScheme values: ECDSA with P-256/P-384,
 RSASSA-PSS with rsaEncryption and RSASSA-PSS keys, Ed25519) and §4.4.3 (the
 signed content: 64 spaces, a context string, a zero byte, the transcript
 hash).
+
+RSA keys: a certificate whose key is rsaEncryption signs only with the
+rsa_pss_rsae_* schemes, one whose key is id-RSASSA-PSS only with the
+rsa_pss_pss_* schemes (RFC 8446 §4.2.3). ``cryptography`` loads both as
+plain RSA keys, so the certificate's SubjectPublicKeyInfo decides; if an
+id-RSASSA-PSS key carries RSASSA-PSS-params, only the scheme of their hash
+is allowed (RFC 4055 §3.1; an absent hashAlgorithm means SHA-1, which no
+TLS 1.3 scheme uses).
 """
 
 from __future__ import annotations
@@ -11,9 +19,11 @@ from __future__ import annotations
 from enum import IntEnum
 from typing import Any
 
+from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+from cryptography.x509.oid import PublicKeyAlgorithmOID
 
 from .alerts import AlertDescription, AlertError
 
@@ -21,6 +31,7 @@ __all__ = [
     "SignatureScheme",
     "DEFAULT_SIGNATURE_SCHEMES",
     "schemes_for_key",
+    "schemes_for_certificate",
     "sign",
     "verify",
     "certificate_verify_content",
@@ -92,11 +103,11 @@ def certificate_verify_content(context: bytes, transcript_hash: bytes) -> bytes:
     return b" " * 64 + context + b"\x00" + transcript_hash
 
 
-def schemes_for_key(key: Any, pss_key: bool = False) -> tuple[int, ...]:
+def schemes_for_key(key: Any) -> tuple[int, ...]:
     """Signature schemes a private or public ``key`` can produce/verify.
 
-    ``pss_key`` says the certificate's key is an id-RSASSA-PSS key, which
-    can only be used with the rsa_pss_pss_* schemes (RFC 8446 §4.2.3).
+    An RSA key is taken as rsaEncryption (rsa_pss_rsae_*); use
+    :func:`schemes_for_certificate` when the certificate is known.
     """
     if isinstance(key, (ec.EllipticCurvePrivateKey, ec.EllipticCurvePublicKey)):
         scheme = _ECDSA_CURVE_SCHEME.get(key.curve.name)
@@ -104,8 +115,82 @@ def schemes_for_key(key: Any, pss_key: bool = False) -> tuple[int, ...]:
     if isinstance(key, (ed25519.Ed25519PrivateKey, ed25519.Ed25519PublicKey)):
         return (SignatureScheme.ED25519,)
     if isinstance(key, (rsa.RSAPrivateKey, rsa.RSAPublicKey)):
-        return _RSA_PSS if pss_key else _RSAE
+        return _RSAE
     return ()
+
+
+# DER contents of the SHA-2 OIDs (2.16.840.1.101.3.4.2.1-3) in
+# RSASSA-PSS-params.hashAlgorithm, and the one scheme each allows.
+_PSS_PARAMS_HASH = {
+    bytes.fromhex("608648016503040201"): SignatureScheme.RSA_PSS_PSS_SHA256,
+    bytes.fromhex("608648016503040202"): SignatureScheme.RSA_PSS_PSS_SHA384,
+    bytes.fromhex("608648016503040203"): SignatureScheme.RSA_PSS_PSS_SHA512,
+}
+
+
+def _der_element(data: bytes, pos: int) -> tuple[int, int, int]:
+    """``(tag, content start, content end)`` of the DER element at ``pos``."""
+    tag = data[pos]
+    length = data[pos + 1]
+    pos += 2
+    if length & 0x80:
+        size = length & 0x7F
+        length = int.from_bytes(data[pos : pos + size], "big")
+        pos += size
+    end = pos + length
+    if end > len(data):
+        raise ValueError("truncated DER")
+    return tag, pos, end
+
+
+def _rsassa_pss_schemes(certificate: x509.Certificate) -> tuple[int, ...]:
+    """The rsa_pss_pss_* schemes an id-RSASSA-PSS certificate key allows.
+
+    Walks tbsCertificate to SubjectPublicKeyInfo.algorithm.parameters
+    (RFC 5280 §4.1, RFC 4055 §3.1): absent parameters allow every hash,
+    otherwise only hashAlgorithm's (SHA-1 when it is absent: none).
+    """
+    tbs = certificate.tbs_certificate_bytes
+    try:
+        _, pos, _ = _der_element(tbs, 0)
+        tag, _, end = _der_element(tbs, pos)
+        if tag == 0xA0:  # [0] version
+            pos = end
+        for _ in range(5):  # serialNumber, signature, issuer, validity, subject
+            pos = _der_element(tbs, pos)[2]
+        _, spki, _ = _der_element(tbs, pos)
+        _, algorithm, algorithm_end = _der_element(tbs, spki)
+        pos = _der_element(tbs, algorithm)[2]  # the OID
+        if pos == algorithm_end:
+            return _RSA_PSS
+        tag, params, params_end = _der_element(tbs, pos)
+        if tag == 0x05:  # NULL: treated as no restriction
+            return _RSA_PSS
+        if tag != 0x30 or params == params_end:
+            return ()
+        tag, hash_field, _ = _der_element(tbs, params)
+        if tag != 0xA0:  # hashAlgorithm defaults to SHA-1
+            return ()
+        _, hash_algorithm, _ = _der_element(tbs, hash_field)
+        _, oid_start, oid_end = _der_element(tbs, hash_algorithm)
+    except (IndexError, ValueError):
+        return ()
+    scheme = _PSS_PARAMS_HASH.get(tbs[oid_start:oid_end])
+    return (scheme,) if scheme is not None else ()
+
+
+def schemes_for_certificate(certificate: x509.Certificate, key: Any) -> tuple[int, ...]:
+    """Signature schemes usable with ``certificate``'s key.
+
+    ``key`` is the certificate's public key or the matching private key; the
+    certificate says whether an RSA key is id-RSASSA-PSS (see module
+    docstring).
+    """
+    if certificate.public_key_algorithm_oid == PublicKeyAlgorithmOID.RSASSA_PSS:
+        if not isinstance(key, (rsa.RSAPrivateKey, rsa.RSAPublicKey)):
+            return ()
+        return _rsassa_pss_schemes(certificate)
+    return schemes_for_key(key)
 
 
 def _pss(hash_cls: Any) -> padding.PSS:

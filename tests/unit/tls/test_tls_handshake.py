@@ -1,5 +1,6 @@
 """In-memory client<->server handshakes over every cipher suite, group and
-signature scheme; secrets exported on both sides must match per level."""
+signature scheme; secrets exported on both sides must match per level.
+(rsa_pss_pss_* needs openssl-made certificates: test_tls_rsa_pss.py.)"""
 
 from __future__ import annotations
 
@@ -55,10 +56,3 @@ def test_full_handshake_every_signature_scheme(pki, scheme):
     assert pair.client.handshake_complete and pair.server.handshake_complete
     pair.assert_secrets_match()
 
-
-@pytest.mark.skip(
-    reason="rsa_pss_pss_* needs an id-RSASSA-PSS certificate key, which cryptography "
-    "cannot create; the schemes are implemented and offered"
-)
-def test_rsa_pss_pss_schemes():
-    pass

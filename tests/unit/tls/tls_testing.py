@@ -202,3 +202,68 @@ def handshake(client_cfg, server_cfg, server_name="localhost", **client_kwargs) 
     client = ClientHandshake(client_cfg, server_name, b"client-params", **client_kwargs)
     server = ServerHandshake(server_cfg, b"server-params")
     return Pair(client, server).run()
+
+
+# --- id-RSASSA-PSS certificates, made with the openssl CLI ------------------------
+
+_LEAF_EXTENSIONS = """\
+subjectAltName=DNS:localhost
+basicConstraints=critical,CA:FALSE
+keyUsage=critical,digitalSignature
+extendedKeyUsage=serverAuth,clientAuth
+"""
+
+#: ``openssl genpkey`` options per leaf kind: an unrestricted id-RSASSA-PSS
+#: key, one whose RSASSA-PSS-params allow only SHA-384, and an rsaEncryption
+#: key signed by the same CA for comparison.
+OPENSSL_LEAF_KEYS = {
+    "pss": ["-algorithm", "RSA-PSS", "-pkeyopt", "rsa_keygen_bits:2048"],
+    "pss_sha384_only": [
+        "-algorithm", "RSA-PSS", "-pkeyopt", "rsa_keygen_bits:2048",
+        "-pkeyopt", "rsa_pss_keygen_md:sha384", "-pkeyopt", "rsa_pss_keygen_mgf1_md:sha384",
+        "-pkeyopt", "rsa_pss_keygen_saltlen:48",
+    ],
+    "rsae": ["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"],
+}
+
+
+@dataclass
+class OpensslPki:
+    """A CA and leaves written by the openssl CLI (see :func:`make_openssl_pki`)."""
+
+    ca_pem: bytes
+    leaves: dict[str, Identity]
+    #: a time at which every certificate is valid (openssl 3.0 cannot
+    #: backdate ``x509 -req``, so this follows the certificates, not NOW)
+    now: float
+
+
+def make_openssl_pki(openssl: str, directory) -> OpensslPki:
+    """Create a P-256 CA and the :data:`OPENSSL_LEAF_KEYS` leaves in ``directory``.
+
+    ``cryptography`` can load id-RSASSA-PSS keys and certificates but cannot
+    create a certificate for one, hence the CLI.
+    """
+    import subprocess
+
+    def run(*args: str) -> None:
+        subprocess.run([openssl, *args], cwd=directory, check=True, capture_output=True)
+
+    (directory / "leaf.ext").write_text(_LEAF_EXTENSIONS)
+    run("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", "ca.key")
+    run("req", "-x509", "-new", "-key", "ca.key", "-subj", "/CN=quicfast openssl CA",
+        "-days", "2", "-addext", "basicConstraints=critical,CA:TRUE",
+        "-addext", "keyUsage=critical,keyCertSign,cRLSign", "-out", "ca.pem")
+    leaves = {}
+    for serial, (kind, options) in enumerate(OPENSSL_LEAF_KEYS.items(), start=2):
+        run("genpkey", *options, "-out", f"{kind}.key")
+        run("req", "-new", "-key", f"{kind}.key", "-subj", "/CN=localhost", "-out", f"{kind}.csr")
+        run("x509", "-req", "-in", f"{kind}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+            "-set_serial", str(serial), "-days", "2", "-extfile", "leaf.ext", "-out", f"{kind}.pem")
+        certificate = x509.load_pem_x509_certificate((directory / f"{kind}.pem").read_bytes())
+        key = serialization.load_pem_private_key((directory / f"{kind}.key").read_bytes(), None)
+        leaves[kind] = Identity(certificate, key, [certificate])
+    ca_pem = (directory / "ca.pem").read_bytes()
+    ca = x509.load_pem_x509_certificate(ca_pem)
+    latest_start = max(c.not_valid_before_utc for c in [ca, *(i.certificate for i in leaves.values())])
+    return OpensslPki(ca_pem, leaves, latest_start.timestamp() + 60)

@@ -2,10 +2,11 @@
 
 Implements RFC 8446 §2 and §4 (full handshake, HelloRetryRequest with
 cookie, PSK resumption in psk_dhe_ke mode, 0-RTT, client certificates),
-§4.4.1 (transcript), §7.1 (key schedule use) and RFC 9001 §4 and §8 (TLS
-carried in QUIC CRYPTO frames: no records, no ChangeCipherSpec, empty
-legacy_session_id, no EndOfEarlyData, no KeyUpdate, ALPN and
-quic_transport_parameters required, max_early_data_size 0xffffffff).
+§4.4.1 (transcript), §7.1 (key schedule use), §7.5 (exporters) and
+RFC 9001 §4 and §8 (TLS carried in QUIC CRYPTO frames: no records, no
+ChangeCipherSpec, empty legacy_session_id, no EndOfEarlyData, no KeyUpdate,
+ALPN and quic_transport_parameters required, max_early_data_size
+0xffffffff).
 
 Rules:
 
@@ -252,6 +253,8 @@ class _Handshake:
         self._server_handshake_secret = b""
         self._client_application_secret = b""
         self._resumption_master_secret = b""
+        self._exporter_transcript_hash: bytes | None = None
+        self._exporter_master_secret: bytes | None = None
 
     # -- input -------------------------------------------------------------------
 
@@ -317,13 +320,16 @@ class _Handshake:
 
     # -- secrets -----------------------------------------------------------------
 
-    def _install_secret(self, level: Level, is_write: bool, secret: bytes, label: str,
-                        cipher_suite: CipherSuite | None = None) -> None:
-        suite = cipher_suite if cipher_suite is not None else self.cipher_suite
+    def _keylog(self, label: str, secret: bytes) -> None:
         if self.config.keylog_filename:
             line = f"{label} {self._client_random.hex()} {secret.hex()}\n"
             with open(self.config.keylog_filename, "a") as f:
                 f.write(line)
+
+    def _install_secret(self, level: Level, is_write: bool, secret: bytes, label: str,
+                        cipher_suite: CipherSuite | None = None) -> None:
+        suite = cipher_suite if cipher_suite is not None else self.cipher_suite
+        self._keylog(label, secret)
         if self.on_secret is not None:
             self.on_secret(level, is_write, suite, secret)
 
@@ -347,7 +353,45 @@ class _Handshake:
         ks.extract(None)
         transcript_hash = self._transcript.digest()
         self._client_application_secret = ks.derive_secret(b"c ap traffic", transcript_hash)
+        # exporter_master_secret is derived on first use (most connections
+        # never export); the key log needs it now.
+        self._exporter_transcript_hash = transcript_hash
+        if self.config.keylog_filename:
+            self._keylog("EXPORTER_SECRET", self._exporter_secret())
         return ks.derive_secret(b"s ap traffic", transcript_hash)
+
+    def _exporter_secret(self) -> bytes:
+        if self._exporter_master_secret is None:
+            self._exporter_master_secret = self._key_schedule.exporter_master_secret(
+                self._exporter_transcript_hash
+            )
+        return self._exporter_master_secret
+
+    def export_keying_material(self, label: bytes | str, context: bytes = b"",
+                               length: int = 32) -> bytes:
+        """Keying material from the TLS exporter (RFC 8446 §7.5, RFC 5705).
+
+        Both sides get the same bytes for the same ``label``, ``context`` and
+        ``length``. TLS 1.3 makes no difference between an empty and an
+        absent context. Available once the 1-RTT secrets exist: on the
+        client after the server's Finished, on the server after sending its
+        own Finished (the client is then not yet authenticated).
+
+        :param label: ASCII label, at most 249 bytes (e.g. ``"EXPERIMENTAL-x"``).
+        :param context: context value, hashed into the output.
+        :param length: bytes of output, at most 255 hash lengths.
+        :raises RuntimeError: before the exporter secret exists.
+        :raises ValueError: for an over-long or non-ASCII label or a bad length.
+        """
+        if self._exporter_transcript_hash is None:
+            raise RuntimeError("the exporter is not available before the handshake keys")
+        if isinstance(label, str):
+            try:
+                label = label.encode("ascii")
+            except UnicodeEncodeError:
+                raise ValueError("exporter label must be ASCII") from None
+        return self._key_schedule.export(self._exporter_secret(), bytes(label), bytes(context),
+                                         length)
 
     def _verify_finished(self, base_key: bytes, message: bytes) -> None:
         expected = self._key_schedule.finished_verify_data(base_key, self._transcript.digest())

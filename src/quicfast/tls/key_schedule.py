@@ -4,8 +4,9 @@ Implements RFC 8446 §7.1 (HKDF-Extract, HKDF-Expand-Label, Derive-Secret and
 the early/handshake/master secret chain), §4.4.1 (transcript hash, including
 the synthetic ``message_hash`` that replaces ClientHello1 after a
 HelloRetryRequest), §4.4.4 (Finished verify_data), §4.2.11.2 (PSK binders)
-and §4.6.1 (resumption PSK from a ticket nonce). Checked bit for bit against
-RFC 8448 §3 and §4 in tests/unit/tls/test_key_schedule.py.
+§4.6.1 (resumption PSK from a ticket nonce) and §7.5 (exporter master
+secret and TLS-Exporter). Checked bit for bit against RFC 8448 §3 and §4 in
+tests/unit/tls/test_tls_key_schedule.py.
 
 HKDF is computed on hashlib directly (see ``_hmac``): every TLS 1.3
 expansion fits in a single HMAC block (output <= hash length), and this
@@ -231,6 +232,30 @@ class KeySchedule:
             self.hash_name, resumption_master_secret, b"resumption", ticket_nonce,
             self.hash_length,
         )
+
+    def exporter_master_secret(self, transcript_hash: bytes) -> bytes:
+        """exporter_master_secret (RFC 8446 §7.1) given the hash of the
+        transcript through the server's Finished; call after the master
+        secret :meth:`extract`."""
+        return self.derive_secret(b"exp master", transcript_hash)
+
+    def export(self, exporter_secret: bytes, label: bytes, context: bytes, length: int) -> bytes:
+        """TLS-Exporter(label, context_value, key_length) (RFC 8446 §7.5).
+
+        :raises ValueError: if ``label`` is longer than 249 bytes (HkdfLabel
+            allows 255 with the ``"tls13 "`` prefix) or ``length`` is not
+            between 0 and 255 hash lengths (RFC 5869 §2.3).
+        """
+        if len(label) > 249:
+            raise ValueError("exporter label longer than 249 bytes")
+        if not 0 <= length <= 255 * self.hash_length:
+            raise ValueError(f"exporter length must be 0..{255 * self.hash_length}")
+        hash_name = self.hash_name
+        secret = hkdf_expand_label(
+            hash_name, exporter_secret, label, _EMPTY_HASH[hash_name], self.hash_length
+        )
+        context_hash = hashlib.new(hash_name, context).digest()
+        return hkdf_expand_label(hash_name, secret, b"exporter", context_hash, length)
 
     def empty_hash(self) -> bytes:
         """Hash of the empty string for this suite."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from quicfast.tls import CipherSuite, Group, Level, SignatureScheme
+from quicfast.tls import CipherSuite, ClientHandshake, Group, Level, SignatureScheme
 
 from tls_testing import client_config, handshake, server_config
 
@@ -56,3 +56,30 @@ def test_full_handshake_every_signature_scheme(pki, scheme):
     assert pair.client.handshake_complete and pair.server.handshake_complete
     pair.assert_secrets_match()
 
+
+
+@pytest.mark.parametrize("suite", list(CipherSuite), ids=lambda s: s.name)
+def test_exporter_gives_both_sides_the_same_keying_material(pki, suite):
+    pair = handshake(client_config(pki, cipher_suites=[suite]), server_config(pki))
+    client, server = pair.client, pair.server
+    material = client.export_keying_material("EXPERIMENTAL-test", b"context", 48)
+    assert len(material) == 48
+    assert server.export_keying_material(b"EXPERIMENTAL-test", b"context", 48) == material
+    # label, context and length each change the output
+    assert client.export_keying_material("EXPERIMENTAL-other", b"context", 48) != material
+    assert client.export_keying_material("EXPERIMENTAL-test", b"", 48) != material
+    assert client.export_keying_material("EXPERIMENTAL-test", b"context", 32) != material[:32]
+    # another connection exports something else
+    other = handshake(client_config(pki, cipher_suites=[suite]), server_config(pki))
+    assert other.client.export_keying_material("EXPERIMENTAL-test", b"context", 48) != material
+
+
+def test_exporter_errors(pki):
+    client = ClientHandshake(client_config(pki), "localhost", b"c")
+    with pytest.raises(RuntimeError):
+        client.export_keying_material("EXPERIMENTAL-early")
+    pair = handshake(client_config(pki), server_config(pki))
+    with pytest.raises(ValueError):
+        pair.client.export_keying_material("EXPERIMENTAL-\u00e9")
+    with pytest.raises(ValueError):
+        pair.client.export_keying_material("x" * 250)

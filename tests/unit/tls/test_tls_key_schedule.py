@@ -1,7 +1,9 @@
 """RFC 8448 key schedule vectors, reproduced bit for bit.
 
 §3 "Simple 1-RTT Handshake": early, handshake and master secrets, the four
-traffic secrets, handshake key/iv and the Finished key. §4 "Resumed 0-RTT
+traffic secrets, handshake key/iv, the Finished key and the exporter master
+secret (RFC 8448 gives no TLS-Exporter output, so that is checked against
+the RFC 8446 §7.5 formula built on cryptography's HKDF-Expand). §4 "Resumed 0-RTT
 Handshake": resumption master secret and PSK, early secret, binder key,
 binder finished key, binder and client early traffic secret.
 """
@@ -46,6 +48,7 @@ CLIENT_AP_KEY = h("17422dda596ed5d9acd890e3c63f5051")
 CLIENT_AP_IV = h("5b78923dee08579033e523d9")
 CLIENT_FINISHED_HASH = h("209145a96ee8e2a122ff810047cc952684658d6049e86429426db87c54ad143d")
 RESUMPTION_MASTER = h("7df235f2031d2a051287d02b0241b0bfdaf86cc856231f2d5aba46c434ec196c")
+EXPORTER_MASTER = h("fe22f881176eda18eb8f44529e6792c50c9a3f89452f68d8ae311b4309d3cf50")
 
 # RFC 8448 §4
 PSK = h("4ecd0eb6ec3b4d87f5d6028f922ca4c5851a277fd41311c9e62d2c9492e1c4f3")
@@ -147,3 +150,47 @@ def test_hmac_matches_stdlib_for_every_key_length(hash_name, key_length):
     key = bytes(range(key_length % 256)) + bytes(max(0, key_length - 256))
     message = b"quicfast" * 9
     assert _hmac(key, message, hash_name) == hmac.digest(key, message, hash_name)
+
+
+def _hkdf_label(length: int, label: bytes, context: bytes) -> bytes:
+    full = b"tls13 " + label
+    return length.to_bytes(2, "big") + bytes((len(full),)) + full + bytes((len(context),)) + context
+
+
+def test_exporter_master_secret():
+    ks = simple_schedule()
+    ks.extract(ECDHE)
+    ks.extract(None)
+    assert ks.exporter_master_secret(SERVER_FINISHED_HASH) == EXPORTER_MASTER
+
+
+@pytest.mark.parametrize("context, length", [(b"", 32), (b"quicfast context", 80), (b"x", 0)])
+def test_tls_exporter_follows_rfc8446_section_7_5(context, length):
+    # TLS-Exporter(label, context_value, key_length) =
+    #   HKDF-Expand-Label(Derive-Secret(Secret, label, ""), "exporter",
+    #                     Hash(context_value), key_length)
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
+
+    label = b"EXPERIMENTAL-quicfast"
+    derived = HKDFExpand(hashes.SHA256(), 32, _hkdf_label(32, label, EMPTY_HASH)).derive(
+        EXPORTER_MASTER
+    )
+    context_hash = hashlib.sha256(context).digest()
+    expected = (
+        HKDFExpand(hashes.SHA256(), length, _hkdf_label(length, b"exporter", context_hash)).derive(
+            derived
+        )
+        if length
+        else b""
+    )
+    assert KeySchedule(0x1301).export(EXPORTER_MASTER, label, context, length) == expected
+
+
+def test_tls_exporter_rejects_long_label_and_length():
+    ks = KeySchedule(0x1302)
+    with pytest.raises(ValueError):
+        ks.export(bytes(48), b"x" * 250, b"", 32)
+    with pytest.raises(ValueError):
+        ks.export(bytes(48), b"label", b"", 255 * 48 + 1)
+    assert len(ks.export(bytes(48), b"x" * 249, b"", 255 * 48)) == 255 * 48

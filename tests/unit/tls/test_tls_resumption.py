@@ -291,13 +291,15 @@ def test_keylog_file(pki, tmp_path):
         "CLIENT_EARLY_TRAFFIC_SECRET",
         "SERVER_HANDSHAKE_TRAFFIC_SECRET",
         "CLIENT_HANDSHAKE_TRAFFIC_SECRET",
+        "EXPORTER_SECRET",
         "SERVER_TRAFFIC_SECRET_0",
         "CLIENT_TRAFFIC_SECRET_0",
     ]
     random_hex = pair.client._client_random.hex()
     assert all(line.split()[1] == random_hex for line in lines)
     assert lines[0].split()[2] == pair.secrets[("client", Level.ZERO_RTT, True)].hex()
-    assert lines[4].split()[2] == pair.secrets[("client", Level.ONE_RTT, True)].hex()
+    assert lines[3].split()[2] == pair.server._exporter_secret().hex()
+    assert lines[5].split()[2] == pair.secrets[("client", Level.ONE_RTT, True)].hex()
 
 
 def test_get_config_for_client_switches_certificate(pki):

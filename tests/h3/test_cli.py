@@ -13,13 +13,7 @@ import sys
 import pytest
 
 from quicfast.__main__ import Progress, build_parser
-
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-ENV = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.join(ROOT, "src"), ROOT]))
-
-
-def quicfast(*args, timeout=30):
-    return subprocess.run([sys.executable, "-m", "quicfast", *args], capture_output=True, timeout=timeout, env=ENV)
+from tests.h3.peers import CLI_ENV as ENV, quicfast_cli as quicfast
 
 
 @pytest.fixture()

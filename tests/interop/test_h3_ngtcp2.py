@@ -3,6 +3,9 @@ ngtcp2-server 0.12.1: `gtlsclient`, `gtlsserver`; GnuTLS + nghttp3) over
 loopback: quicfast.h3.Client against gtlsserver and gtlsclient against
 quicfast.h3.Server. Small and 50 MiB files with SHA-256 checked, many
 parallel requests; QUIC v1 only (ngtcp2 0.12 speaks only the draft of v2).
+Resumption with a GET in 0-RTT both ways (RFC 9001 §4.6, RFC 9114 §3.3):
+gtlsclient's --session-file/--tp-file against the quicfast server, and
+quicfast's client against gtlsserver, whose frame log shows the GET in 0-RTT.
 gtlsclient exits 0 even when it fails, so the downloaded files are checked."""
 
 import asyncio
@@ -13,7 +16,10 @@ import time
 import pytest
 
 from quicfast import h3
-from tests.h3.peers import GTLSCLIENT, GTLSSERVER, free_udp_port, run_gtlsclient, start_gtlsserver
+from tests.h3.peers import (
+    GTLSCLIENT, GTLSSERVER, NGTCP2_0RTT_REQUEST, free_udp_port, held_back_replies, quicfast_0rtt_server,
+    quicfast_get_twice, run_gtlsclient, start_gtlsserver,
+)
 from tests.helpers.certs import pki_paths
 
 BIG = 50 << 20
@@ -96,5 +102,63 @@ def test_ngtcp2_client_against_quicfast_server(www, tmp_path):
             assert time.monotonic() - start < 60
         finally:
             await server.shutdown()
+
+    run(main())
+
+
+# -- resumption and 0-RTT (RFC 9001 §4.6, RFC 9114 §3.3) ------------------------------
+
+
+@pytest.mark.skipif(GTLSCLIENT is None, reason="ngtcp2's gtlsclient is not installed (apt-get install ngtcp2-client)")
+def test_ngtcp2_client_resumes_with_0rtt_against_quicfast_server(www, tmp_path):
+    root, _ = www
+    session = ["--session-file", str(tmp_path / "session.pem"), "--tp-file", str(tmp_path / "tp.txt")]
+
+    async def main():
+        texts = []
+        async with quicfast_0rtt_server(str(root), pki_paths()) as (port, requests):
+            for name in ("first", "second"):
+                out = tmp_path / name
+                out.mkdir()
+                result = await asyncio.to_thread(run_gtlsclient, port, [f"https://localhost:{port}/small.txt"],
+                                                 str(out), 60, session, True)
+                texts.append(result.stderr + result.stdout)
+                assert (out / "small.txt").read_bytes() == b"small file\n", texts[-1][-2000:]
+        assert (tmp_path / "session.pem").stat().st_size and (tmp_path / "tp.txt").stat().st_size
+        assert not NGTCP2_0RTT_REQUEST.search(texts[0])
+        assert NGTCP2_0RTT_REQUEST.search(texts[1]), "gtlsclient did not send its GET in 0-RTT"
+        assert b"Early data was rejected" not in texts[1]
+        first, second = requests
+        assert not first["resumed"] and not first["used_0rtt"]
+        assert second["resumed"] and second["used_0rtt"] and not second["handshake_complete"]
+
+    run(main())
+
+
+@pytest.mark.skipif(GTLSSERVER is None, reason="ngtcp2's gtlsserver is not installed (apt-get install ngtcp2-server)")
+def test_quicfast_client_resumes_with_0rtt_against_ngtcp2_server(www, tmp_path):
+    root, _ = www
+    pki = pki_paths()
+
+    async def main():
+        port = free_udp_port()
+        log_path = tmp_path / "gtlsserver.log"
+        with open(log_path, "wb") as log:
+            proc = start_gtlsserver(str(root), pki.cert_file, pki.key_file, port, log=log)
+        relay = await held_back_replies(("127.0.0.1", port)).start()
+        try:
+            await asyncio.sleep(0.2)
+            assert proc.poll() is None, log_path.read_text()
+            (s1, b1, first, _), (s2, b2, second, rejected) = await quicfast_get_twice(
+                f"https://localhost:{relay.addr[1]}/small.txt", pki.ca_file)
+        finally:
+            relay.close()
+            proc.terminate()
+            proc.wait(5)
+        assert (s1, b1) == (s2, b2) == (200, b"small file\n")
+        assert not first.tls["session_resumed"] and not first.used_0rtt
+        assert second.tls["session_resumed"] and second.used_0rtt and not rejected
+        # gtlsserver's own log: the GET (stream 0, FIN) came in a 0-RTT packet.
+        assert NGTCP2_0RTT_REQUEST.search(log_path.read_bytes()), "gtlsserver saw no 0-RTT request"
 
     run(main())

@@ -113,7 +113,7 @@ cdef int frame_allowed_mask(uint64_t ftype) noexcept nogil:
         return IH_1
     if ftype == F_NEW_TOKEN or ftype == F_HANDSHAKE_DONE or ftype == F_PATH_RESPONSE:
         return ___1
-    return __01
+    return __01   # IMMEDIATE_ACK and ACK_FREQUENCY too (draft-ietf-quic-ack-frequency)
 
 cdef enum:
     SCRATCH_SIZE = 65536 + 64
@@ -126,6 +126,12 @@ cdef enum:
     MAX_PENDING_PATH_RESPONSES = 4
     MAX_PENDING_RETIREMENTS = 64    # RETIRE_CONNECTION_ID frames we may owe
     CLOSE_RESEND_INTERVAL_NS = 50000000
+    # draft-ietf-quic-ack-frequency: the min_ack_delay we advertise (µs; our
+    # ACK timer works in event-loop ticks of about 1 ms), and the most
+    # ack-eliciting packets we ask a peer to receive before it ACKs.
+    MIN_ACK_DELAY_US = 1000
+    MAX_ACK_ELICITING_THRESHOLD_ASKED = 10
+    MAX_ACK_ELICITING_THRESHOLD_HONOURED = 256
 
 cdef int64_t NS = 1000000000
 cdef int64_t TIME_NONE = INT64_MAX
@@ -373,8 +379,23 @@ cdef class Connection(FrameHandler):
     cdef object terminated_error
     # Outgoing datagram size.
     cdef readonly int max_datagram_size
-    cdef int ack_eliciting_threshold
+    # ack_eliciting_threshold: ack-eliciting packets we receive before we ACK
+    # (2, as RFC 9000 §13.2.2 says, until the peer asks for more).
+    cdef readonly int ack_eliciting_threshold
     cdef int64_t local_max_ack_delay_ns
+    # ACK frequency (draft-ietf-quic-ack-frequency). As receiver:
+    # ack_frequency_next_seq is 1 + the largest sequence number applied;
+    # ack_on_reordering is the Reordering Threshold != 0. As sender:
+    # peer_min_ack_delay_us is the peer's min_ack_delay (-1: not supported),
+    # ack_frequency_sent_threshold the threshold last asked for (-1: none),
+    # at ack_frequency_sent_time, with sequence ack_frequency_seq - 1.
+    cdef uint64_t ack_frequency_next_seq
+    cdef bint ack_on_reordering
+    cdef int64_t peer_min_ack_delay_us
+    cdef int ack_frequency_sent_threshold
+    cdef int64_t ack_frequency_sent_time
+    cdef uint64_t ack_frequency_seq
+    cdef bint ack_frequency_pending
     cdef int ack_delay_exponent_peer
     # Key update.
     cdef int key_phase
@@ -482,6 +503,9 @@ cdef class Connection(FrameHandler):
         self.ack_eliciting_threshold = config.ack_eliciting_threshold
         self.local_max_ack_delay_ns = to_ns(config.max_ack_delay)
         self.ack_delay_exponent_peer = 3
+        self.ack_on_reordering = True
+        self.peer_min_ack_delay_us = -1
+        self.ack_frequency_sent_threshold = -1
         # The scratch buffer is only needed by the copying receive path; it is
         # allocated on first use so idle or in-place-fed connections stay small.
         self.scratch = None
@@ -504,6 +528,7 @@ cdef class Connection(FrameHandler):
             active_connection_id_limit=config.active_connection_id_limit,
             initial_source_connection_id=host_cid,
             max_datagram_frame_size=config.max_datagram_frame_size if config.enable_datagrams else None,
+            min_ack_delay=MIN_ACK_DELAY_US,
         )
         if not is_client:
             self.local_params.original_destination_connection_id = self.original_dcid
@@ -959,11 +984,11 @@ cdef class Connection(FrameHandler):
             self._qlog_packet("transport:packet_received", h.packet_type, pn, plen, NULL, now)
 
         if space.largest_received == UINT64_MAX or pn > space.largest_received:
-            if space.largest_received != UINT64_MAX and pn > space.largest_received + 1:
+            if space.largest_received != UINT64_MAX and pn > space.largest_received + 1 and self.ack_on_reordering:
                 space.ack_immediately = True   # RFC 9000 §13.2.1: a gap means reordering or loss
             space.largest_received = pn
             space.largest_received_time = now
-        elif ack_eliciting:
+        elif ack_eliciting and self.ack_on_reordering:
             space.ack_immediately = True       # out of order
         space.received.add(pn, pn + 1)
         if self.rx_ecn:
@@ -1145,7 +1170,7 @@ cdef class Connection(FrameHandler):
                 while r.pos < r.end and r.data[r.pos] == 0:
                     r.pos += 1
                 continue
-            if ftype <= F_HANDSHAKE_DONE or ftype == F_DATAGRAM or ftype == F_DATAGRAM_LEN:
+            if ftype <= F_IMMEDIATE_ACK or ftype == F_DATAGRAM or ftype == F_DATAGRAM_LEN or ftype == F_ACK_FREQUENCY:
                 if not (frame_allowed_mask(ftype) & ptype_bit):
                     raise errors.TransportError(E.PROTOCOL_VIOLATION, frame_type=ftype,
                                                 reason="frame 0x%x not allowed in this packet type" % ftype)
@@ -1236,18 +1261,35 @@ cdef class Connection(FrameHandler):
             elif ftype == F_IMMEDIATE_ACK:
                 (<PacketSpace>self.spaces[space_id]).ack_immediately = True
             elif ftype == F_ACK_FREQUENCY:
-                self._need_varint(&r, &a, ftype)   # sequence number
-                self._need_varint(&r, &b, ftype)   # ack-eliciting threshold
-                self._need_varint(&r, &c, ftype)   # requested max ack delay (us)
-                self._need_varint(&r, &d, ftype)   # reordering threshold
-                if b + 1 > 0 and b < 1024:
-                    self.ack_eliciting_threshold = <int>b + 1
-                if c >= 1000:
-                    self.local_max_ack_delay_ns = <int64_t>c * 1000
+                self._handle_ack_frequency(&r)
             else:
                 raise errors.TransportError(E.FRAME_ENCODING_ERROR, frame_type=ftype, reason="unknown frame type 0x%x" % ftype)
         self.rx_non_probing = non_probing
         return ack_eliciting
+
+    cdef int _handle_ack_frequency(self, Reader* r) except -1:
+        """ACK_FREQUENCY (draft-ietf-quic-ack-frequency §4): the peer asks us to
+        ACK after more packets, or later; only the newest request counts."""
+        cdef uint64_t seq, threshold, max_delay_us, reordering
+        self._need_varint(r, &seq, F_ACK_FREQUENCY)
+        self._need_varint(r, &threshold, F_ACK_FREQUENCY)
+        self._need_varint(r, &max_delay_us, F_ACK_FREQUENCY)
+        self._need_varint(r, &reordering, F_ACK_FREQUENCY)
+        if max_delay_us < MIN_ACK_DELAY_US:
+            raise errors.TransportError(E.PROTOCOL_VIOLATION, frame_type=F_ACK_FREQUENCY,
+                                        reason="requested max ack delay below our min_ack_delay")
+        if seq < self.ack_frequency_next_seq:
+            return 0   # an older request, reordered or retransmitted
+        self.ack_frequency_next_seq = seq + 1
+        # Honoured up to a bound: a peer cannot make us keep ACKs back forever.
+        if threshold >= MAX_ACK_ELICITING_THRESHOLD_HONOURED:
+            threshold = MAX_ACK_ELICITING_THRESHOLD_HONOURED - 1
+        self.ack_eliciting_threshold = <int>threshold + 1
+        if max_delay_us > (<uint64_t>1 << 14) * 1000:
+            max_delay_us = (<uint64_t>1 << 14) * 1000   # RFC 9000 §18.2's ceiling for max_ack_delay
+        self.local_max_ack_delay_ns = <int64_t>max_delay_us * 1000
+        self.ack_on_reordering = reordering != 0
+        return 0
 
     cdef int _need_varint(self, Reader* r, uint64_t* out, uint64_t ftype) except -1:
         if reader_varint(r, out) < 0:
@@ -1397,6 +1439,9 @@ cdef class Connection(FrameHandler):
             if s is not None and s.send is not None and s.send_window.limit == f.offset:
                 s.send_window.on_blocked_lost(f.offset)
                 self._queue_stream(s)
+        elif kind == FRAME_ACK_FREQUENCY:
+            if f.offset + 1 == self.ack_frequency_seq:
+                self.ack_frequency_pending = True   # the newest request was lost: send it again
         elif kind == FRAME_DATA_BLOCKED:
             if self.conn_send_window.limit == f.offset:
                 self.data_blocked_pending = True
@@ -1891,6 +1936,7 @@ cdef class Connection(FrameHandler):
         self.ack_delay_exponent_peer = params.ack_delay_exponent
         self.recovery.max_ack_delay = <int64_t>params.max_ack_delay * 1000000
         self.peer_max_datagram_frame_size = params.max_datagram_frame_size or 0
+        self.peer_min_ack_delay_us = params.min_ack_delay if params.min_ack_delay is not None else -1
         if params.max_udp_payload_size < self.max_datagram_size:
             self.max_datagram_size = max(1200, params.max_udp_payload_size)
             self.pmtud_low = self.max_datagram_size
@@ -2399,9 +2445,9 @@ cdef class Connection(FrameHandler):
             w.pos = w.end
         cdef Py_ssize_t payload_len = w.pos - header_len
         if payload_len == 0 and not padding_only:
-            # The log has reserved this pn; skipping a packet number is allowed.
-            self.recovery.on_packet_not_sent(space_id, pn)
-            space.next_pn = pn + 1
+            # Nothing to send (window, pacing): the pn stays prepared for the
+            # next packet. Skipping it would be legal, but a gap makes the
+            # peer ACK at once (RFC 9000 §13.2.1), defeating ACK frequency.
             return 0
         # Header protection samples 16 bytes starting 4 after the packet number.
         cdef Py_ssize_t min_payload = 4 - pn_len if pn_len < 4 else 0
@@ -2570,6 +2616,11 @@ cdef class Connection(FrameHandler):
                 ack_eliciting |= self._write_control_frames(w, rec)
             ack_eliciting |= self._write_stream_frames(w, rec, ptype, now)
 
+        if probe and space_id == SPACE_APPLICATION and ptype == PACKET_ONE_RTT and self.peer_min_ack_delay_us >= 0 \
+                and w.end - w.pos >= 1:
+            # A probe's ACK is wanted now, whatever ACK frequency we asked for.
+            writer_uint8(w, F_IMMEDIATE_ACK)
+            ack_eliciting = True
         if (probe or self.ping_pending) and not ack_eliciting and w.end - w.pos >= 1:
             writer_uint8(w, F_PING)
             self._record(rec, FRAME_PING, 0, 0, 0, False)
@@ -2600,6 +2651,8 @@ cdef class Connection(FrameHandler):
             wrote = True
         wrote |= self._write_data_blocked(w, rec)
         wrote |= self._write_streams_blocked(w, rec)
+        if self.peer_min_ack_delay_us >= 0 and self.handshake_confirmed:
+            wrote |= self._write_ack_frequency(w, rec)
         cdef bytes cid, token
         while self.new_cid_pending and w.end - w.pos >= 1 + 8 + 8 + 1 + 20 + 16 and rec.frame_count < MAX_FRAME_RECORDS:
             seq = self.new_cid_pending.pop(0)
@@ -2770,6 +2823,39 @@ cdef class Connection(FrameHandler):
         writer_uint8(w, ftype)
         writer_varint(w, value)
         self._record(rec, kind, key, value, 0, False)
+
+    cdef bint _write_ack_frequency(self, Writer* w, SentPacket* rec):
+        """Ask the peer to ACK every few packets once our window is large
+        (draft-ietf-quic-ack-frequency §4): about eight ACKs per window, at
+        most one ACK per MAX_ACK_ELICITING_THRESHOLD_ASKED + 1 packets, the
+        request renewed at most once per RTT as the window changes. Fewer
+        ACKs to process is most of what a fast sender's CPU goes to."""
+        cdef uint64_t window_packets = self.recovery.cc.congestion_window // <uint64_t>self.max_datagram_size
+        cdef int threshold = <int>min(max(window_packets // 8, <uint64_t>1), <uint64_t>MAX_ACK_ELICITING_THRESHOLD_ASKED)
+        cdef int64_t now = self.clock_ns, srtt = self.recovery.rtt.smoothed_rtt
+        if not self.ack_frequency_pending and (threshold == self.ack_frequency_sent_threshold or
+                                               now - self.ack_frequency_sent_time < srtt):
+            return False
+        if w.end - w.pos < 1 + 2 + 8 + 8 + 8 + 1 or rec.frame_count >= MAX_FRAME_RECORDS:
+            return False
+        # The longest delay we ask for: a quarter RTT, within the peer's bounds.
+        cdef int64_t delay_us = srtt // 4000
+        cdef int64_t peer_max_us = self.recovery.max_ack_delay // 1000
+        if delay_us > peer_max_us:
+            delay_us = peer_max_us
+        if delay_us < self.peer_min_ack_delay_us:
+            delay_us = self.peer_min_ack_delay_us
+        writer_varint(w, F_ACK_FREQUENCY)
+        writer_varint(w, self.ack_frequency_seq)
+        writer_varint(w, <uint64_t>threshold)
+        writer_varint(w, <uint64_t>delay_us)
+        writer_varint(w, 1)    # reordering threshold: ACK gaps at once, as RFC 9000 does
+        self._record(rec, FRAME_ACK_FREQUENCY, 0, self.ack_frequency_seq, <uint64_t>threshold, False)
+        self.ack_frequency_seq += 1
+        self.ack_frequency_sent_threshold = threshold
+        self.ack_frequency_sent_time = now
+        self.ack_frequency_pending = False
+        return True
 
     cdef bint _write_data_blocked(self, Writer* w, SentPacket* rec):
         if not self.data_blocked_pending or not self._room_for_counter_frame(w, rec):

@@ -83,6 +83,13 @@ class Config:
     max_connection_receive_window: int = 15 * 1024 * 1024
     #: Called before the connection window grows past its current value; return False to refuse.
     allow_connection_window_increase: Optional[Callable[[object, int], bool]] = None
+    #: Send backpressure (bytes written and not yet acknowledged): a stream's
+    #: drain() waits while the stream holds more than stream_send_high_water,
+    #: or while all streams of the connection together hold more than
+    #: connection_send_high_water. write() never blocks, so each writer can
+    #: overshoot a mark by the one write it made before drain().
+    stream_send_high_water: int = 4 * 1024 * 1024
+    connection_send_high_water: int = 16 * 1024 * 1024
     #: Streams the peer may open concurrently (quic-go defaults: 100 each).
     max_incoming_streams: int = 100
     max_incoming_uni_streams: int = 100
@@ -130,3 +137,5 @@ class Config:
             raise ValueError("key_update_interval must not be negative")
         if self.max_incoming_streams < 0 or self.max_incoming_uni_streams < 0:
             raise ValueError("stream limits must not be negative")
+        if self.stream_send_high_water < 0 or self.connection_send_high_water < 0:
+            raise ValueError("send high-water marks must not be negative")

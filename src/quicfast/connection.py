@@ -14,6 +14,7 @@ import dataclasses
 from typing import TYPE_CHECKING, Optional, Union
 
 from . import errors
+from .config import Config
 from .proto import events
 from .stream import ReceiveStream, SendStream, Stream
 
@@ -22,7 +23,17 @@ if TYPE_CHECKING:
 
 __all__ = ["Connection", "EarlyConnection", "ConnectionState"]
 
+_DEFAULT_CONFIG = Config()
+
 MAX_QUEUED_DATAGRAMS = 1024
+
+
+def _wake_all(waiters: list) -> None:
+    """Resolve every future in `waiters` (those not cancelled meanwhile) and empty it."""
+    for waiter in waiters:
+        if not waiter.done():
+            waiter.set_result(None)
+    waiters.clear()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,22 +52,40 @@ class ConnectionState:
 class Connection:
     """A QUIC connection. Obtained from `Transport.dial()` or `Listener.accept()`."""
 
-    def __init__(self, transport: "Transport", engine, remote_addr, is_client: bool) -> None:
+    def __init__(self, transport: "Transport", engine, remote_addr, is_client: bool,
+                 config: Optional[Config] = None) -> None:
         self._transport = transport
         self._engine = engine
         self._remote_addr = remote_addr
         self.is_client = is_client
-        loop = asyncio.get_running_loop()
+        config = config or _DEFAULT_CONFIG
+        self._loop = loop = asyncio.get_running_loop()
         self._handshake_done: asyncio.Future = loop.create_future()
         self._closed: asyncio.Future = loop.create_future()
+        #: Streams the application may still hear about, by id; a stream is
+        #: forgotten once its reading and its writing are both over.
         self._streams: dict[int, Union[Stream, ReceiveStream, SendStream]] = {}
         self._incoming_bidi: collections.deque = collections.deque()
         self._incoming_uni: collections.deque = collections.deque()
-        self._incoming_waiter = asyncio.Event()
-        self._streams_available = asyncio.Event()
+        # Futures of the tasks waiting in accept_*(), open_*_sync(),
+        # receive_datagram(): made only when someone has to wait.
+        self._accept_waiters: list = []
+        self._stream_credit_waiters: list = []
+        self._datagram_waiters: list = []
         self._datagrams: collections.deque = collections.deque(maxlen=MAX_QUEUED_DATAGRAMS)
-        self._datagram_waiter = asyncio.Event()
         self._drain_watchers: set = set()
+        # Send backpressure across the streams: _send_estimate is never below the
+        # unacknowledged bytes of the streams in _sending (written since their
+        # last count); it is made exact again only when it crosses the mark.
+        self._stream_high_water = config.stream_send_high_water
+        self._connection_high_water = config.connection_send_high_water
+        self._sending: set = set()
+        self._send_estimate = 0
+        self._send_stale = False
+        self._sending_prune_at = 64
+        self._flush_pending = False
+        #: The connection IDs the transport routes to this connection.
+        self._cids: set = set()
         self._timer_handle: Optional[asyncio.TimerHandle] = None
         self._timer_at: Optional[float] = None
         self._close_transport_on_close = False
@@ -94,8 +123,20 @@ class Connection:
             if queue:
                 return queue.popleft()
             self._raise_if_closed()
-            self._incoming_waiter.clear()
-            await self._incoming_waiter.wait()
+            await self._wait(self._accept_waiters)
+
+    async def _wait(self, waiters: list) -> None:
+        """Wait until something wakes `waiters` (one of the lists above)."""
+        waiter = self._loop.create_future()
+        waiters.append(waiter)
+        try:
+            await waiter
+        finally:
+            if not waiter.done():   # cancelled: do not leave it behind
+                try:
+                    waiters.remove(waiter)
+                except ValueError:
+                    pass
 
     def open_stream(self) -> Stream:
         """Open a bidirectional stream now.
@@ -120,16 +161,14 @@ class Connection:
         """Open a bidirectional stream, waiting for the peer's credit if needed."""
         while not self._engine.can_open_stream(False):
             self._raise_if_closed()
-            self._streams_available.clear()
-            await self._streams_available.wait()
+            await self._wait(self._stream_credit_waiters)
         return self.open_stream()
 
     async def open_uni_stream_sync(self) -> SendStream:
         """Open a unidirectional stream, waiting for the peer's credit if needed."""
         while not self._engine.can_open_stream(True):
             self._raise_if_closed()
-            self._streams_available.clear()
-            await self._streams_available.wait()
+            await self._wait(self._stream_credit_waiters)
         return self.open_uni_stream()
 
     def can_open_stream(self, unidirectional: bool = False) -> bool:
@@ -152,8 +191,7 @@ class Connection:
             if self._datagrams:
                 return self._datagrams.popleft()
             self._raise_if_closed()
-            self._datagram_waiter.clear()
-            await self._datagram_waiter.wait()
+            await self._wait(self._datagram_waiters)
 
     def close_with_error(self, error_code: int = 0, reason: str = "") -> None:
         """Close the connection with an application error code (CONNECTION_CLOSE)."""
@@ -227,10 +265,56 @@ class Connection:
             raise self._closed.result()
 
     def _schedule_flush(self) -> None:
-        self._transport._schedule_flush(self)
+        """Have the transport flush this connection once this loop iteration."""
+        if not self._flush_pending:
+            self._flush_pending = True
+            self._transport._schedule_flush(self)
 
     def _watch_drain(self, stream) -> None:
         self._drain_watchers.add(stream)
+
+    # -- send backpressure across streams ----------------------------------
+
+    def _note_written(self, stream, length: int) -> None:
+        self._send_estimate += length
+        self._send_stale = True
+        sending = self._sending
+        sending.add(stream)
+        if len(sending) > self._sending_prune_at:
+            self._count_send_buffered()     # amortised O(1) per write: keeps _sending small
+
+    def _count_send_buffered(self) -> int:
+        """Count the unacknowledged bytes of every stream (exact), forgetting the
+        streams that have none left."""
+        buffered = self._engine.stream_send_buffered
+        total = 0
+        done = []
+        for stream in self._sending:
+            n = buffered(stream.stream_id)
+            if n:
+                total += n
+            else:
+                done.append(stream)
+        self._sending.difference_update(done)
+        self._send_estimate = total
+        self._send_stale = False
+        self._sending_prune_at = max(64, 2 * len(self._sending))
+        return total
+
+    def _send_below_high_water(self) -> bool:
+        """Whether the connection holds at most its high-water mark unacknowledged."""
+        if self._send_estimate <= self._connection_high_water:
+            return True
+        if self._send_stale:
+            self._count_send_buffered()
+        return self._send_estimate <= self._connection_high_water
+
+    @property
+    def send_buffered(self) -> int:
+        """Bytes written to this connection's streams and not yet acknowledged."""
+        return self._count_send_buffered()
+
+    # -- engine events -------------------------------------------------------
 
     def _stream_for(self, sid: int):
         stream = self._streams.get(sid)
@@ -245,36 +329,46 @@ class Connection:
 
     def _process_events(self) -> None:
         engine = self._engine
+        streams = self._streams
+        next_event = engine.next_event
+        StreamDataAvailable = events.StreamDataAvailable
         while True:
-            event = engine.next_event()
+            event = next_event()
             if event is None:
                 break
             kind = type(event)
-            if kind is events.StreamDataAvailable:
-                stream = self._streams.get(event.stream_id)
+            if kind is StreamDataAvailable:
+                stream = streams.get(event.stream_id)
                 if stream is not None:
-                    stream._notify_readable()
+                    waiter = stream._read_waiter
+                    if waiter is not None:
+                        stream._read_waiter = None
+                        if not waiter.done():
+                            waiter.set_result(None)
             elif kind is events.StreamOpened:
                 stream = self._stream_for(event.stream_id)
                 (self._incoming_uni if event.stream_id & 2 else self._incoming_bidi).append(stream)
-                self._incoming_waiter.set()
+                if self._accept_waiters:
+                    _wake_all(self._accept_waiters)
             elif kind is events.HandshakeCompleted:
                 if not self._handshake_done.done():
                     self._handshake_done.set_result(None)
                 self._transport._on_handshake_complete(self)
             elif kind is events.StreamReset:
-                stream = self._streams.get(event.stream_id)
+                stream = streams.get(event.stream_id)
                 if isinstance(stream, ReceiveStream):
                     stream._fail_read(errors.StreamError(event.stream_id, event.error_code, remote=True, kind="reset"))
             elif kind is events.StopSendingReceived:
-                stream = self._streams.get(event.stream_id)
+                stream = streams.get(event.stream_id)
                 if isinstance(stream, SendStream):
                     stream._fail_write(errors.StreamError(event.stream_id, event.error_code, remote=True, kind="stop_sending"))
             elif kind is events.StreamsAvailable:
-                self._streams_available.set()
+                if self._stream_credit_waiters:
+                    _wake_all(self._stream_credit_waiters)
             elif kind is events.DatagramReceived:
                 self._datagrams.append(event.data)
-                self._datagram_waiter.set()
+                if self._datagram_waiters:
+                    _wake_all(self._datagram_waiters)
             elif kind is events.ConnectionIdIssued:
                 self._transport._add_route(event.connection_id, self)
             elif kind is events.ConnectionIdRetired:
@@ -284,10 +378,12 @@ class Connection:
             elif kind is events.ConnectionTerminated:
                 self._on_terminated(event.error)
         if self._drain_watchers:
+            # Input may have acknowledged data: count again (once for all watchers).
+            self._send_stale = True
             for stream in list(self._drain_watchers):
-                stream._check_drained()
-                if stream._drained.is_set():
+                if stream._drained():
                     self._drain_watchers.discard(stream)
+                    stream._wake_drain()
 
     def _on_terminated(self, error: BaseException) -> None:
         if self._closed.done():
@@ -296,14 +392,15 @@ class Connection:
         if not self._handshake_done.done():
             self._handshake_done.set_exception(error)
             self._handshake_done.exception()  # mark retrieved: dial() re-raises it
-        for stream in self._streams.values():
-            if isinstance(stream, ReceiveStream):
-                stream._fail_read(error)
-            if isinstance(stream, SendStream):
-                stream._fail_write(error)
-        self._incoming_waiter.set()
-        self._streams_available.set()
-        self._datagram_waiter.set()
+        for stream in list(self._streams.values()) + list(self._drain_watchers):
+            stream._fail_read(error)
+            stream._fail_write(error)
+        self._streams.clear()
+        self._drain_watchers.clear()
+        self._sending.clear()
+        _wake_all(self._accept_waiters)
+        _wake_all(self._stream_credit_waiters)
+        _wake_all(self._datagram_waiters)
         if self._timer_handle is not None:
             self._timer_handle.cancel()
             self._timer_handle = None

@@ -4,8 +4,16 @@
 Reading pulls bytes straight out of the engine's reassembly buffer when the
 connection reports them available, once per receive batch. Writing appends to
 the engine's send buffer (no packetisation here) and asks the transport to
-flush once per loop iteration. `drain()` waits until the unacknowledged bytes
-of the stream fall below its high-water mark: that is the backpressure.
+flush once per loop iteration.
+
+Backpressure: `write()` never blocks; `drain()` waits while the stream holds
+more than its high-water mark of unacknowledged bytes, or while the whole
+connection holds more than `Config.connection_send_high_water` (see
+`Connection`). As with asyncio's StreamWriter, each writer can overshoot a mark
+by at most the one write it made before calling `drain()`.
+
+A stream costs little while nobody waits: no asyncio object is made for it
+until a reader or a drain() actually has to wait (one future then).
 """
 
 from __future__ import annotations
@@ -25,73 +33,139 @@ __all__ = ["ReceiveStream", "SendStream", "Stream"]
 
 
 class _StreamBase:
-    def __init__(self, connection: "Connection", stream_id: int) -> None:
+    # Every slot lives here so that Stream can inherit from both halves.
+    __slots__ = (
+        "_conn", "_engine", "stream_id",
+        # receiving half
+        "_recv_open", "_eof", "_read_error", "_read_waiter",
+        # sending half
+        "_send_open", "high_water", "_closed", "_write_error", "_drain_waiters",
+    )
+
+    def _setup(self, connection: "Connection", stream_id: int, can_recv: bool, can_send: bool,
+               high_water: Optional[int]) -> None:
         self._conn = connection
+        self._engine = connection._engine
         self.stream_id = stream_id
+        self._recv_open = can_recv
+        self._eof = not can_recv
+        self._read_error: Optional[BaseException] = None
+        self._read_waiter: Optional[asyncio.Future] = None
+        self._send_open = can_send
+        self.high_water = connection._stream_high_water if high_water is None else high_water
+        self._closed = not can_send
+        self._write_error: Optional[BaseException] = None
+        self._drain_waiters: Optional[list] = None
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.stream_id}>"
+
+    def _half_done(self) -> None:
+        """Forget the stream in the connection once both halves are over."""
+        if not self._recv_open and not self._send_open:
+            self._conn._streams.pop(self.stream_id, None)
+
+    # -- receiving half ---------------------------------------------------
+
+    def _fail_read(self, exc: BaseException) -> None:
+        if self._read_error is None and not self._eof:
+            self._read_error = exc
+        waiter = self._read_waiter
+        if waiter is not None:
+            self._read_waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+        if self._recv_open:
+            self._recv_open = False
+            self._half_done()
+
+    # -- sending half -----------------------------------------------------
+
+    def _fail_write(self, exc: BaseException) -> None:
+        if self._write_error is None:
+            self._write_error = exc
+        self._wake_drain()
+        if self._send_open:
+            self._send_open = False
+            self._half_done()
+
+    def _wake_drain(self) -> None:
+        waiters = self._drain_waiters
+        if waiters:
+            self._drain_waiters = None
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
 
 
 class ReceiveStream(_StreamBase):
     """The receiving half of a stream."""
 
+    __slots__ = ()
+
     def __init__(self, connection: "Connection", stream_id: int) -> None:
-        super().__init__(connection, stream_id)
-        self._eof = False
-        self._read_error: Optional[BaseException] = None
-        self._readable = asyncio.Event()
-
-    def _notify_readable(self) -> None:
-        self._readable.set()
-
-    def _fail_read(self, exc: BaseException) -> None:
-        if self._read_error is None and not self._eof:
-            self._read_error = exc
-        self._readable.set()
+        self._setup(connection, stream_id, True, False, 0)
 
     async def read(self, n: int = -1) -> bytes:
         """Read up to `n` bytes (all available when -1); b"" at the end of the stream.
 
         :raises StreamError: when the peer reset the stream or we cancelled reading.
         :raises ConnectionClosedError: when the connection closed first.
+        :raises RuntimeError: when another task is already waiting in read().
         """
         while True:
             if self._eof:
                 return b""
             if self._read_error is not None:
                 raise self._read_error
-            engine = self._conn._engine
-            data, fin = engine.read_stream(self.stream_id, n)
+            data, fin = self._engine.read_stream(self.stream_id, n)
             if data or fin:
                 if fin:
                     self._eof = True
+                    if self._recv_open:
+                        self._recv_open = False
+                        self._half_done()
+                # Reading returns flow-control credit (and may retire the stream).
                 self._conn._schedule_flush()
-                if data:
-                    return data
-                return b""
-            if self._read_error is not None:
-                raise self._read_error
-            self._readable.clear()
-            await self._readable.wait()
+                return data
+            if self._read_waiter is not None:
+                raise RuntimeError(f"stream {self.stream_id}: another task is already waiting in read()")
+            waiter = self._conn._loop.create_future()
+            self._read_waiter = waiter
+            try:
+                await waiter
+            finally:
+                if self._read_waiter is waiter:
+                    self._read_waiter = None
 
     async def read_all(self, limit: int = 1 << 30) -> bytes:
         """Read until the end of the stream (at most `limit` bytes, else ValueError)."""
-        chunks = []
-        total = 0
+        first = await self.read()
+        if self._eof or not first:
+            # The usual small response: it came whole, with its FIN.
+            if len(first) > limit:
+                raise ValueError(f"stream {self.stream_id} exceeded {limit} bytes")
+            return first
+        chunks = [first]
+        total = len(first)
         while True:
+            if total > limit:
+                raise ValueError(f"stream {self.stream_id} exceeded {limit} bytes")
             chunk = await self.read()
             if not chunk:
                 return b"".join(chunks)
             total += len(chunk)
-            if total > limit:
-                raise ValueError(f"stream {self.stream_id} exceeded {limit} bytes")
             chunks.append(chunk)
 
     async def readexactly(self, n: int) -> bytes:
         """Read exactly `n` bytes; asyncio.IncompleteReadError at an early end."""
-        parts = []
-        need = n
+        first = await self.read(n) if n else b""
+        if len(first) == n:
+            return first
+        if not first:
+            raise asyncio.IncompleteReadError(b"", n)
+        parts = [first]
+        need = n - len(first)
         while need:
             chunk = await self.read(need)
             if not chunk:
@@ -103,30 +177,21 @@ class ReceiveStream(_StreamBase):
     def cancel_read(self, error_code: int) -> None:
         """Stop reading: sends STOP_SENDING (quic-go CancelRead)."""
         if not self._eof:
-            self._conn._engine.stop_stream(self.stream_id, error_code)
+            self._engine.stop_stream(self.stream_id, error_code)
             self._fail_read(StreamError(self.stream_id, error_code, remote=False, kind="stop_sending"))
             self._conn._schedule_flush()
 
 
 class SendStream(_StreamBase):
-    """The sending half of a stream."""
+    """The sending half of a stream.
 
-    def __init__(self, connection: "Connection", stream_id: int, high_water: int = DEFAULT_HIGH_WATER) -> None:
-        super().__init__(connection, stream_id)
-        self.high_water = high_water
-        self._write_error: Optional[BaseException] = None
-        self._closed = False
-        self._drained = asyncio.Event()
-        self._drained.set()
+    :param high_water: drain() waits while more bytes than this are unacknowledged.
+    """
 
-    def _check_drained(self) -> None:
-        if self._write_error is not None or self._conn._engine.stream_send_buffered(self.stream_id) <= self.high_water:
-            self._drained.set()
+    __slots__ = ()
 
-    def _fail_write(self, exc: BaseException) -> None:
-        if self._write_error is None:
-            self._write_error = exc
-        self._drained.set()
+    def __init__(self, connection: "Connection", stream_id: int, high_water: Optional[int] = None) -> None:
+        self._setup(connection, stream_id, False, True, high_water)
 
     def write(self, data: bytes) -> None:
         """Queue `data` (copied once into the send buffer); call `drain()` to
@@ -138,48 +203,77 @@ class SendStream(_StreamBase):
             raise self._write_error
         if self._closed:
             raise StreamError(self.stream_id, 0, remote=False, kind="closed")
-        self._conn._engine.send_stream_data(self.stream_id, data, False)
-        self._conn._schedule_flush()
-        if self._conn._engine.stream_send_buffered(self.stream_id) > self.high_water:
-            self._drained.clear()
+        self._engine.send_stream_data(self.stream_id, data, False)
+        conn = self._conn
+        conn._note_written(self, len(data))
+        if not conn._flush_pending:
+            conn._schedule_flush()
+
+    def _drained(self) -> bool:
+        """Whether neither this stream nor its connection is over its mark."""
+        if self._write_error is not None:
+            return True
+        if self._engine.stream_send_buffered(self.stream_id) > self.high_water:
+            return False
+        return self._conn._send_below_high_water()
 
     async def drain(self) -> None:
-        """Wait until the stream holds fewer than `high_water` unacknowledged bytes."""
+        """Wait until the stream holds at most `high_water` unacknowledged
+        bytes and the connection at most its `connection_send_high_water`.
+
+        :raises StreamError: when the peer stopped the stream or we reset it.
+        :raises ConnectionClosedError: when the connection closed first.
+        """
         while True:
             if self._write_error is not None:
                 raise self._write_error
-            self._check_drained()
-            if self._drained.is_set():
+            if self._drained():
                 return
+            waiter = self._conn._loop.create_future()
+            if self._drain_waiters is None:
+                self._drain_waiters = [waiter]
+            else:
+                self._drain_waiters.append(waiter)
             self._conn._watch_drain(self)
-            await self._drained.wait()
+            try:
+                await waiter
+            finally:
+                waiters = self._drain_waiters
+                if waiters is not None and waiter in waiters:
+                    waiters.remove(waiter)
 
     def close(self) -> None:
         """Finish the sending side (FIN), like quic-go's Stream.Close."""
         if self._closed or self._write_error is not None:
             return
         self._closed = True
-        self._conn._engine.send_stream_data(self.stream_id, b"", True)
-        self._conn._schedule_flush()
+        self._engine.send_stream_data(self.stream_id, b"", True)
+        conn = self._conn
+        if not conn._flush_pending:
+            conn._schedule_flush()
+        if self._send_open:
+            self._send_open = False
+            self._half_done()
 
     write_eof = close
 
     def cancel_write(self, error_code: int) -> None:
         """Abandon sending: RESET_STREAM with `error_code` (quic-go CancelWrite)."""
         if self._write_error is None:
-            self._conn._engine.reset_stream(self.stream_id, error_code)
+            self._engine.reset_stream(self.stream_id, error_code)
             self._fail_write(StreamError(self.stream_id, error_code, remote=False, kind="reset"))
             self._conn._schedule_flush()
 
     @property
     def send_buffered(self) -> int:
         """Bytes written and not yet acknowledged by the peer."""
-        return self._conn._engine.stream_send_buffered(self.stream_id)
+        return self._engine.stream_send_buffered(self.stream_id)
 
 
 class Stream(ReceiveStream, SendStream):
     """A bidirectional stream."""
 
-    def __init__(self, connection: "Connection", stream_id: int, high_water: int = DEFAULT_HIGH_WATER) -> None:
-        ReceiveStream.__init__(self, connection, stream_id)
-        SendStream.__init__(self, connection, stream_id, high_water)
+    __slots__ = ()
+
+    def __init__(self, connection: "Connection", stream_id: int, high_water: Optional[int] = None) -> None:
+        self._setup(connection, stream_id, True, True, high_water)

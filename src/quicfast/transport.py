@@ -137,10 +137,11 @@ class Transport:
         self.max_token_age = max_token_age
         self.disable_version_negotiation_packets = disable_version_negotiation_packets
         self.tracer = tracer
-        self._endpoint = Endpoint(connection_id_length, self.stateless_reset_key, self.token_generator_key,
-                                  max_token_age, disable_version_negotiation_packets)
+        self._endpoint_instance: Optional[Endpoint] = None    # made when first needed (servers)
         self._routes: dict[bytes, Connection] = {}
         self._connections: set[Connection] = set()
+        #: Server connections whose handshake is not done (see MAX_HALF_OPEN).
+        self._half_open_count = 0
         self._listener: Optional[Listener] = None
         self._dirty: set[Connection] = set()
         #: (data, addr, segment_size, ecn) the socket would not take yet, or None.
@@ -165,6 +166,17 @@ class Transport:
     @property
     def local_addr(self):
         return self._sock.getsockname()
+
+    @property
+    def _endpoint(self) -> Endpoint:
+        """Retry, version negotiation, tokens and stateless resets: a client-only
+        transport never needs them, so they are made on first use."""
+        endpoint = self._endpoint_instance
+        if endpoint is None:
+            endpoint = self._endpoint_instance = Endpoint(
+                self.connection_id_length, self.stateless_reset_key, self.token_generator_key,
+                self.max_token_age, self.disable_version_negotiation_packets)
+        return endpoint
 
     @property
     def gso_supported(self) -> bool:
@@ -220,7 +232,7 @@ class Transport:
                         peer_cid=odcid, server_name=name, stateless_reset_key=self.stateless_reset_key,
                         session_ticket=ticket, token=token, now=self._loop.time(), peer_addr=addr,
                         tracer=self._make_tracer(config, True, odcid))
-        conn = (EarlyConnection if early else Connection)(self, engine, addr, is_client=True)
+        conn = (EarlyConnection if early else Connection)(self, engine, addr, is_client=True, config=config)
         self._register(conn)
         engine.connect(addr, self._loop.time())
         self._after_input(conn)
@@ -306,14 +318,27 @@ class Transport:
     def _register(self, conn: Connection) -> None:
         self._connections.add(conn)
         for cid in conn._engine.host_connection_ids:
-            self._routes[cid] = conn
+            self._add_route(cid, conn)
+
+    def _set_half_open(self, conn: Connection, half_open: bool) -> None:
+        if conn._half_open != half_open:
+            conn._half_open = half_open
+            self._half_open_count += 1 if half_open else -1
+
+    def _unroute(self, conn: Connection) -> None:
+        routes = self._routes
+        for cid in conn._cids:
+            if routes.get(cid) is conn:
+                del routes[cid]
+        conn._cids.clear()
 
     def _detach(self, conn: Connection) -> None:
         """Forget `conn` without closing it (it migrated to another transport)."""
+        self._set_half_open(conn, False)
         self._connections.discard(conn)
         self._dirty.discard(conn)
-        for cid in [cid for cid, c in self._routes.items() if c is conn]:
-            del self._routes[cid]
+        conn._flush_pending = False
+        self._unroute(conn)
         if conn._timer_handle is not None:
             conn._timer_handle.cancel()
             conn._timer_handle = None
@@ -321,21 +346,24 @@ class Transport:
 
     def _add_route(self, cid: bytes, conn: Connection) -> None:
         self._routes[cid] = conn
+        conn._cids.add(cid)
 
     def _remove_route(self, cid: bytes) -> None:
-        self._routes.pop(cid, None)
+        conn = self._routes.pop(cid, None)
+        if conn is not None:
+            conn._cids.discard(cid)
 
     def _on_connection_closed(self, conn: Connection) -> None:
-        conn._half_open = False
+        self._set_half_open(conn, False)
         self._connections.discard(conn)
-        for cid in [cid for cid, c in self._routes.items() if c is conn]:
-            del self._routes[cid]
+        self._unroute(conn)
         self._dirty.discard(conn)
+        conn._flush_pending = False
         if conn._close_transport_on_close:
             self._loop.call_soon(self.close)
 
     def _on_handshake_complete(self, conn: Connection) -> None:
-        conn._half_open = False
+        self._set_half_open(conn, False)
         listener = self._listener
         if not conn.is_client and listener is not None and not listener._early:
             if listener._closed:
@@ -427,7 +455,7 @@ class Transport:
             return None   # RFC 9000 §14.1: a client's first datagram is at least 1200 bytes
         validated = self._endpoint.tokens.validate(header.token, addr, now) if header.token else None
         require = listener.config.require_address_validation
-        half_open = sum(1 for c in self._connections if c._half_open)
+        half_open = self._half_open_count
         if validated is None and (half_open >= MAX_HALF_OPEN or (require is not None and require(addr))):
             self._udp.send(self._endpoint.retry(header, addr, now), addr)
             return None
@@ -443,19 +471,24 @@ class Transport:
                         now=now, peer_addr=addr, address_validated=validated is not None,
                         tracer=self._make_tracer(listener.config, False, odcid))
         engine.queue_new_token(self._endpoint.new_token(addr, now))
-        conn = (EarlyConnection if listener._early else Connection)(self, engine, addr, is_client=False)
-        conn._half_open = True
+        conn = (EarlyConnection if listener._early else Connection)(self, engine, addr, is_client=False,
+                                                                    config=listener.config)
+        self._set_half_open(conn, True)
         self._register(conn)
-        self._routes[header.dcid] = conn
+        self._add_route(header.dcid, conn)
         if listener._early:
             listener._deliver(conn)
         return conn
 
     def _after_input(self, conn: Connection) -> None:
+        # Wake the readers now and send a little later in this same loop pass:
+        # the flush is queued behind the tasks just woken, so their answers
+        # leave in the datagrams that carry the ACK (one flush per iteration).
         conn._process_events()
-        self._flush_connection(conn)
+        conn._schedule_flush()
 
     def _schedule_flush(self, conn: Connection) -> None:
+        conn._flush_pending = True
         self._dirty.add(conn)
         if not self._flush_scheduled:
             self._flush_scheduled = True
@@ -468,6 +501,7 @@ class Transport:
             self._flush_connection(conn)
 
     def _flush_connection(self, conn: Connection) -> None:
+        conn._flush_pending = False
         if self._closed:
             return
         if self._blocked is not None:

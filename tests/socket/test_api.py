@@ -115,6 +115,74 @@ def test_many_streams_and_uni_streams():
     run(main())
 
 
+def test_finished_streams_are_forgotten_and_waiters_behave():
+    """Streams whose reading and writing are both over are dropped by the
+    connection on both sides (memory stays bounded on a long-lived connection);
+    a cancelled accept_stream() loses no stream; a second concurrent read() is refused."""
+    async def main():
+        transport, listener = await _server(config=quicfast.Config(max_incoming_streams=10))
+        conn = await quicfast.dial_addr(transport.local_addr, client_tls())
+        server_conn = await listener.accept()
+
+        # A cancelled accept leaves nothing behind: the next accept gets the stream.
+        waiting = asyncio.create_task(server_conn.accept_stream())
+        await asyncio.sleep(0)
+        waiting.cancel()
+        first = conn.open_stream()
+        first.write(b"first")
+        first.close()
+        peer = await server_conn.accept_stream()
+        assert await peer.read_all() == b"first"
+
+        # Only one task may wait in read() at a time (as asyncio.StreamReader).
+        reader = asyncio.create_task(peer.read())
+        await asyncio.sleep(0)
+        assert peer.stream_id in server_conn._streams
+        peer.write(b"done")
+        peer.close()
+        assert await reader == b""
+        assert await first.read_all() == b"done"
+        other = conn.open_stream()
+        other.write(b"x")
+        peer2 = await server_conn.accept_stream()
+        pending = asyncio.create_task(peer2.read(100))
+        await asyncio.sleep(0)
+        assert await pending == b"x"
+        slow = asyncio.create_task(peer2.read())
+        await asyncio.sleep(0)
+        with pytest.raises(RuntimeError):
+            await peer2.read()
+        other.close()
+        assert await slow == b""
+        peer2.close()
+        assert await other.read_all() == b""
+
+        async def serve():
+            async def answer(stream):
+                request = await stream.readexactly(9)
+                stream.write(request.upper())
+                stream.close()
+
+            tasks = [asyncio.create_task(answer(await server_conn.accept_stream())) for _ in range(200)]
+            await asyncio.gather(*tasks)
+
+        server_task = asyncio.create_task(serve())
+
+        async def one(i):
+            stream = await conn.open_stream_sync()
+            stream.write(b"req %05d" % i)
+            stream.close()
+            assert await stream.read_all() == b"REQ %05d" % i
+
+        await asyncio.gather(*(one(i) for i in range(200)))
+        await server_task
+        assert not conn._streams and not server_conn._streams
+        conn.close()
+        transport.close()
+
+    run(main())
+
+
 def test_stream_reset_reaches_reader():
     async def main():
         transport, listener = await _server()

@@ -805,6 +805,12 @@ cdef class Connection(FrameHandler):
             self.datagrams_out.popleft()  # oldest first: datagrams are unreliable
         self.datagrams_out.append(bytes(data))
 
+    @property
+    def datagrams_queued(self):
+        """DATAGRAM frames waiting to be sent (at most MAX_DATAGRAM_QUEUE; the
+        oldest is dropped to make room), for senders that pace themselves."""
+        return len(self.datagrams_out)
+
     # Closing -----------------------------------------------------------
 
     def close(self, uint64_t error_code=0, str reason="", bint is_application=True, frame_type=None):

@@ -74,8 +74,14 @@ def hkdf_extract(hash_name: str, salt: bytes, ikm: bytes) -> bytes:
     return _hmac(salt or bytes(_HASH_LENGTH[hash_name]), ikm, hash_name)
 
 
-#: ``uint16 length || opaque label<7..255>`` of HkdfLabel, by (label, length)
+#: ``uint16 length || opaque label<7..255>`` of HkdfLabel, by (label, length),
+#: for the key schedule's own labels (not the exporter labels callers choose)
 _LABEL_PREFIX: dict[tuple[bytes, int], bytes] = {}
+_SCHEDULE_LABELS = frozenset(
+    (b"derived", b"ext binder", b"res binder", b"c e traffic", b"c hs traffic",
+     b"s hs traffic", b"c ap traffic", b"s ap traffic", b"exp master", b"res master",
+     b"finished", b"resumption", b"exporter")
+)
 
 
 def hkdf_expand_label(
@@ -89,7 +95,7 @@ def hkdf_expand_label(
     if prefix is None:
         full_label = b"tls13 " + label
         prefix = length.to_bytes(2, "big") + bytes((len(full_label),)) + full_label
-        if len(_LABEL_PREFIX) < 256:  # labels are protocol constants; bound it anyway
+        if label in _SCHEDULE_LABELS and len(_LABEL_PREFIX) < 256:
             _LABEL_PREFIX[(label, length)] = prefix
     info = prefix + bytes((len(context),)) + context
     if length <= _HASH_LENGTH[hash_name]:

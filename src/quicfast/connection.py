@@ -404,6 +404,7 @@ class Connection:
         if self._timer_handle is not None:
             self._timer_handle.cancel()
             self._timer_handle = None
+        self._timer_at = None
         self._transport._on_connection_closed(self)
         for callback in self._on_closed_callbacks:
             callback(self)

@@ -41,6 +41,8 @@ MAX_BATCHES_PER_FLUSH = 8
 #: (quic-go's MaxUnvalidatedHandshakes idea): bounds what spoofed Initials cost.
 MAX_HALF_OPEN = 256
 SEND_BUFFER_SIZE = MAX_DATAGRAMS_PER_FLUSH * 1500
+#: A timer handle that fires this close to the engine's deadline hands over at once.
+TIMER_SLACK = 0.0001
 
 
 class Listener:
@@ -342,7 +344,7 @@ class Transport:
         if conn._timer_handle is not None:
             conn._timer_handle.cancel()
             conn._timer_handle = None
-            conn._timer_at = None
+        conn._timer_at = None
 
     def _add_route(self, cid: bytes, conn: Connection) -> None:
         self._routes[cid] = conn
@@ -564,17 +566,32 @@ class Transport:
         when = conn._engine.get_timer()
         if when == conn._timer_at:
             return
-        if conn._timer_handle is not None:
-            conn._timer_handle.cancel()
-            conn._timer_handle = None
         conn._timer_at = when
-        if when is not None:
-            conn._timer_handle = self._loop.call_at(when, self._on_timer, conn)
+        handle = conn._timer_handle
+        if when is None:
+            if handle is not None:
+                handle.cancel()
+                conn._timer_handle = None
+            return
+        if handle is not None:
+            if handle.when() <= when:
+                # The deadline moved later (it does after most packets): keep the
+                # handle; when it fires early, _on_timer sets it for the new time.
+                return
+            handle.cancel()
+        conn._timer_handle = self._loop.call_at(when, self._on_timer, conn)
 
     def _on_timer(self, conn: Connection) -> None:
         conn._timer_handle = None
+        when = conn._timer_at
+        if when is None:
+            return
+        now = self._loop.time()
+        if when - now > TIMER_SLACK:
+            conn._timer_handle = self._loop.call_at(when, self._on_timer, conn)
+            return
         conn._timer_at = None
-        conn._engine.handle_timer(self._loop.time())
+        conn._engine.handle_timer(now)
         self._after_input(conn)
 
 

@@ -23,9 +23,9 @@ transcript hash without being re-serialized.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from struct import unpack as _struct_unpack
 from enum import IntEnum
 from functools import lru_cache
+from struct import unpack as _struct_unpack
 
 from .alerts import AlertDescription, AlertError
 
@@ -240,9 +240,9 @@ def extension(ext_type: int, data: bytes) -> bytes:
     return ext_type.to_bytes(2, "big") + len(data).to_bytes(2, "big") + data
 
 
-# Plain-int copies of the extension codes the parsers branch on: comparing an
-# int with an IntEnum member costs an attribute lookup on the enum class and
-# a slow mixed-type comparison, a dozen times per extension in a ClientHello.
+# Plain-int copies of the extension codes the parsers branch on: each
+# ``ExtensionType.x`` in an elif chain is an attribute lookup on the enum
+# class (about 0.15 us), a dozen per extension in a ClientHello.
 _SERVER_NAME = int(ExtensionType.server_name)
 _SUPPORTED_GROUPS = int(ExtensionType.supported_groups)
 _SIGNATURE_ALGORITHMS = int(ExtensionType.signature_algorithms)

@@ -13,7 +13,8 @@ workloads, run side by side for quicfast, aioquic and qh3:
 
 Each implementation is driven through its fastest public path: quicfast
 fills a 64-datagram buffer (`fill_send_buffer`, the GSO path) and the
-receiver decrypts each datagram in place (`receive_datagram_inplace`);
+receiver takes that buffer as UDP GRO would deliver it, decrypting in place
+(`receive_segments`, one call per buffer);
 qh3 receives 64 datagrams per `receive_many_datagrams` call; aioquic has
 only `datagrams_to_send`/`receive_datagram`. `quicfast-list` drives
 quicfast through that same list API, for comparison.
@@ -84,10 +85,13 @@ def _noop(stream_id, data, fin):
 
 
 class Endpoint:
-    """transmit(now) yields (datagrams, bytes, count, buffer) batches, the
-    buffer (or None) going back to the sender's pool once delivered;
-    receive(batch, now); poll() turns events into on_data(stream_id, data,
-    fin) calls."""
+    """transmit(now) yields (batch, bytes, count, buffer) sends, the buffer
+    (or None) going back to the sender's pool once delivered; receive_all
+    (batches, now) takes what arrived, as a socket layer would read it;
+    poll() turns events into on_data(stream_id, data, fin) calls.
+
+    A batch is a list of datagrams, except for the quicfast GSO path where
+    it is the (buffer, segment size, total) of one GSO send."""
 
     def __init__(self, conn, peer_addr):
         self.conn = conn
@@ -104,9 +108,17 @@ class Endpoint:
     def send(self, stream_id, data, fin):
         self.conn.send_stream_data(stream_id, data, fin)
 
+    def receive_all(self, batches, now):
+        """recvmmsg: up to BATCH datagrams per read, events after each read."""
+        arrived = [datagram for batch in batches for datagram in batch]
+        for j in range(0, len(arrived), BATCH):
+            self.receive(arrived[j:j + BATCH], now)
+            self.poll()
+
 
 class QuicfastEndpoint(Endpoint):
-    """The fast path: GSO-style buffer out, decrypt in place on the way in."""
+    """The fast path: GSO-style buffer out; on the way in, as UDP GRO reads
+    it (one buffer of equal segments), decrypted in place in one call."""
 
     def __init__(self, conn, peer_addr):
         super().__init__(conn, peer_addr)
@@ -124,13 +136,13 @@ class QuicfastEndpoint(Endpoint):
             if not count:
                 pool.append(buf)
                 return
-            view = memoryview(buf)[:total]  # the last datagram may be shorter than seg
-            yield [view[i:i + seg] for i in range(0, total, seg)], total, count, buf
+            yield (buf, seg, total), total, count, buf
 
-    def receive(self, batch, now):
-        receive, addr = self.conn.receive_datagram_inplace, self.peer_addr
-        for datagram in batch:
-            receive(datagram, addr, now)
+    def receive_all(self, batches, now):
+        receive, addr = self.conn.receive_segments, self.peer_addr
+        for buf, seg, total in batches:
+            receive(buf, total, seg, addr, now)
+            self.poll()
 
     def poll(self):
         conn, on_data = self.conn, self.on_data
@@ -155,6 +167,8 @@ class QuicfastEndpoint(Endpoint):
 
 class QuicfastListEndpoint(QuicfastEndpoint):
     """quicfast through the list API that aioquic and qh3 offer."""
+
+    receive_all = Endpoint.receive_all
 
     def transmit(self, now):
         datagrams = [data for data, _ in self.conn.datagrams_to_send(now)]
@@ -327,12 +341,10 @@ class Link:
                 arrived, buffers = [], []
                 while incoming and incoming[0][0] <= now:
                     _, batch, buf = incoming.popleft()
-                    arrived.extend(batch)
+                    arrived.append(batch)
                     if buf is not None:
                         buffers.append(buf)
-                for j in range(0, len(arrived), BATCH):  # recvmmsg: up to 64 per read
-                    side.receive(arrived[j:j + BATCH], now)
-                    side.poll()
+                side.receive_all(arrived, now)
                 if buffers:
                     self.sides[1 - i].pool.extend(buffers)
                 moved = True

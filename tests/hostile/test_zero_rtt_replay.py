@@ -14,7 +14,9 @@ flight while the original lives is routed to it and is a duplicate; after
 it closed, the replayed ClientHello starts a new connection whose 0-RTT is
 refused (the ticket is single use within its window, `AntiReplayCache`),
 so no stream is ever opened on it, and it cannot finish the handshake
-because the attacker has no keys: it times out by itself.
+because the attacker has no keys: it times out by itself. The last test
+replays an HTTP/3 GET sent in 0-RTT (RFC 9114 §3.3 leaves replay safety to
+the server's TLS): the ASGI application runs it once.
 """
 
 import asyncio
@@ -186,5 +188,58 @@ def test_replayed_zero_rtt_flight_is_not_delivered_twice(when, source):
                 proxy.close()
             server.close()
             transport.close()
+
+    run(main())
+
+
+def test_replayed_http3_0rtt_request_runs_once():
+    """The same attack one layer up: a GET sent in 0-RTT by quicfast's HTTP/3
+    client to `h3.Server` (allow_0rtt), replayed after its connection
+    closed, reaches the ASGI application once."""
+    from quicfast import h3
+    from quicfast.tls import TLSConfig
+    from tests.helpers.certs import pki_paths
+
+    calls = []
+
+    async def app(scope, receive, send):
+        calls.append(scope["path"])
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"done"})
+
+    async def main():
+        pki = pki_paths()
+        server = h3.Server(app, port=0, certfile=pki.cert_file, keyfile=pki.key_file,
+                           config=Config(allow_0rtt=True, max_idle_timeout=SERVER_IDLE))
+        await server.start()
+        captured = []
+        proxy = await ImpairmentProxy(server.addr, Impairment(drop=lambda d: captured.append(d) or False)).start()
+        tls = TLSConfig()
+        tls.load_verify_locations(cafile=pki.ca_file)
+        base = f"https://localhost:{proxy.addr[1]}"
+        try:
+            async with h3.Client(tls=tls, allow_0rtt=True) as client:
+                assert (await client.get(base + "/hello")).status == 200
+                assert await eventually(lambda: len(tls.session_ticket_store)), "no session ticket arrived"
+            captured.clear()
+            async with h3.Client(tls=tls, allow_0rtt=True) as client:
+                r = await client.get(base + "/transfer")
+                assert r.status == 200 and await r.read() == b"done"
+                assert next(iter(client._connections.values())).quic.connection_state().used_0rtt
+            flight = first_flight(captured)
+            assert any("0rtt" in long_header_types(d) for d in flight)
+            assert await eventually(lambda: not server._connections), "the honest connections did not close"
+            sock = udp_socket()
+            try:
+                answers = await replay(flight, sock, server.addr)
+            finally:
+                sock.close()
+            assert answers, "the server did not answer the replayed Initial"
+            await asyncio.sleep(SERVER_IDLE)        # bounded: let a wrongly accepted replay run
+            assert await eventually(lambda: not server._connections, 10 * SERVER_IDLE + 5)
+            assert calls == ["/hello", "/transfer"], calls
+        finally:
+            proxy.close()
+            await server.shutdown()
 
     run(main())

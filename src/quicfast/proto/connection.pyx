@@ -60,7 +60,11 @@ import os
 
 from quicfast import errors
 from quicfast.errors import TransportErrorCode as E
-from quicfast.proto import events
+from quicfast.proto.events cimport (
+    HandshakeCompleted, HandshakeConfirmed, StreamOpened, StreamDataAvailable, StreamReset,
+    StopSendingReceived, StreamsAvailable, DatagramReceived, ConnectionIdIssued, ConnectionIdRetired,
+    ZeroRTTRejected, ConnectionTerminated,
+)
 from quicfast.proto import crypto as _crypto
 from quicfast.proto import transport_params as tp
 from quicfast.proto.packet import encode_retry
@@ -298,7 +302,7 @@ cdef class Connection(FrameHandler):
     cdef object _tls
     cdef readonly uint32_t version
     cdef int state
-    cdef list _events
+    cdef object _events           # deque of events for next_event()
     cdef list spaces
     cdef PacketProtection zero_rtt_send, zero_rtt_recv
     # recovery is readable for diagnostics and tests (RTT, window, pacer).
@@ -343,7 +347,8 @@ cdef class Connection(FrameHandler):
     # Streams and flow control.
     cdef dict streams
     cdef object send_queue       # deque of stream ids with something to send
-    cdef set readable_streams
+    # readable_streams: streams with news for the driver, in arrival order (dict as ordered set).
+    cdef dict readable_streams
     cdef uint64_t next_bidi, next_uni          # our next stream ids
     cdef uint64_t peer_max_bidi, peer_max_uni  # streams the peer lets us open (counts)
     cdef uint64_t local_max_bidi, local_max_uni  # streams we let the peer open (counts)
@@ -454,7 +459,7 @@ cdef class Connection(FrameHandler):
         self.tls_config = tls_config
         self.version = version if version is not None else config.versions[0]
         self.state = S_FIRSTFLIGHT
-        self._events = []
+        self._events = collections.deque()
         self.spaces = [PacketSpace(), PacketSpace(), PacketSpace()]
         self.recovery = LossRecovery(is_client, config.congestion_control, config.initial_packet_size)
         self.host_cid = host_cid
@@ -478,7 +483,7 @@ cdef class Connection(FrameHandler):
         self.session_ticket = session_ticket
         self.streams = {}
         self.send_queue = collections.deque()
-        self.readable_streams = set()
+        self.readable_streams = {}
         self.next_bidi = 0 if is_client else 1
         self.next_uni = 2 if is_client else 3
         self.local_max_bidi = config.max_incoming_streams
@@ -644,12 +649,12 @@ cdef class Connection(FrameHandler):
     def next_event(self):
         """Pop the next event, or None."""
         if self.readable_streams:
-            for sid in sorted(self.readable_streams):
-                self._events.append(events.StreamDataAvailable(sid))
+            for sid in self.readable_streams:
+                self._events.append(StreamDataAvailable(sid))
                 (<Stream>self.streams[sid]).readable_reported = False
             self.readable_streams.clear()
         if self._events:
-            return self._events.pop(0)
+            return self._events.popleft()
         return None
 
     def get_timer(self):
@@ -1225,10 +1230,10 @@ cdef class Connection(FrameHandler):
                     raise errors.TransportError(E.FRAME_ENCODING_ERROR, frame_type=ftype, reason="MAX_STREAMS above 2^60")
                 if ftype == F_MAX_STREAMS_BIDI and a > self.peer_max_bidi:
                     self.peer_max_bidi = a
-                    self._events.append(events.StreamsAvailable(False))
+                    self._events.append(StreamsAvailable(False))
                 elif ftype == F_MAX_STREAMS_UNI and a > self.peer_max_uni:
                     self.peer_max_uni = a
-                    self._events.append(events.StreamsAvailable(True))
+                    self._events.append(StreamsAvailable(True))
             elif ftype == F_DATA_BLOCKED:
                 self._need_varint(&r, &a, ftype)
             elif ftype == F_STREAM_DATA_BLOCKED:
@@ -1538,7 +1543,7 @@ cdef class Connection(FrameHandler):
             self.conn_received_total += s.recv.highest_offset - before
         if (s.recv.readable() > 0 or s.recv.is_finished()) and not s.readable_reported:
             s.readable_reported = True
-            self.readable_streams.add(s.stream_id)
+            self.readable_streams[s.stream_id] = None
         return 0
 
     cdef int _handle_crypto_frame(self, Reader* r, int space_id, int64_t now) except -1:
@@ -1583,7 +1588,7 @@ cdef class Connection(FrameHandler):
         cdef uint64_t i, first_new = opened
         for i in range(first_new, count):
             s = self._create_stream(i * 4 + (sid & 3))
-            self._events.append(events.StreamOpened(s.stream_id))
+            self._events.append(StreamOpened(s.stream_id))
         if uni:
             self.peer_opened_uni = count
         else:
@@ -1658,7 +1663,7 @@ cdef class Connection(FrameHandler):
         if s.stream_id not in self.streams:
             return
         del self.streams[s.stream_id]
-        self.readable_streams.discard(s.stream_id)
+        self.readable_streams.pop(s.stream_id, None)
         cdef bint local = (s.stream_id & 1) == (0 if self.is_client else 1)
         if not local:
             # RFC 9000 §4.6: let the peer open another stream of this type.
@@ -1702,8 +1707,8 @@ cdef class Connection(FrameHandler):
         if unread:
             self.conn_recv_window.on_consumed(unread, self.last_activity, self.recovery.rtt.smoothed_rtt)
         s.peer_reset = True
-        self.readable_streams.discard(sid)
-        self._events.append(events.StreamReset(sid, code, final_size))
+        self.readable_streams.pop(sid, None)
+        self._events.append(StreamReset(sid, code, final_size))
         self._maybe_discard_stream(s)
         return 0
 
@@ -1715,7 +1720,7 @@ cdef class Connection(FrameHandler):
         if s is None or s.send is None or s.peer_stopped:
             return 0
         s.peer_stopped = True
-        self._events.append(events.StopSendingReceived(sid, code))
+        self._events.append(StopSendingReceived(sid, code))
         # RFC 9000 §3.5: answer with RESET_STREAM carrying the same code.
         if s.reset_code < 0 and not s.send.all_acked():
             s.reset_code = code
@@ -1776,7 +1781,7 @@ cdef class Connection(FrameHandler):
         for entry in self.host_cids:
             if entry[0] == seq and not entry[3]:
                 entry[3] = True
-                self._events.append(events.ConnectionIdRetired(entry[1]))
+                self._events.append(ConnectionIdRetired(entry[1]))
                 self._issue_connection_ids()
                 break
         return 0
@@ -1792,7 +1797,7 @@ cdef class Connection(FrameHandler):
             token = _crypto.stateless_reset_token(self.stateless_reset_key, cid)
             self.host_cids.append([self.host_cid_seq, cid, token, False])
             self.new_cid_pending.append(self.host_cid_seq)
-            self._events.append(events.ConnectionIdIssued(cid))
+            self._events.append(ConnectionIdIssued(cid))
             self.host_cid_seq += 1
             active += 1
         self.host_cids = [e for e in self.host_cids if not e[3]]
@@ -1832,7 +1837,7 @@ cdef class Connection(FrameHandler):
             raise errors.TransportError(E.PROTOCOL_VIOLATION, frame_type=ftype, reason="DATAGRAM larger than max_datagram_frame_size")
         data = bytes(r.data[r.pos:r.pos + length])
         r.pos += <Py_ssize_t>length
-        self._events.append(events.DatagramReceived(data))
+        self._events.append(DatagramReceived(data))
         return 0
 
     cdef void _on_new_token(self, bytes token):
@@ -1898,8 +1903,8 @@ cdef class Connection(FrameHandler):
                 if self.early_data_offered and not self._tls.early_data_accepted:
                     self.zero_rtt_send = None
                     self._requeue_all_stream_data()
-                    self._events.append(events.ZeroRTTRejected())
-            self._events.append(events.HandshakeCompleted(self._tls.alpn_protocol, bool(self._tls.session_resumed),
+                    self._events.append(ZeroRTTRejected())
+            self._events.append(HandshakeCompleted(self._tls.alpn_protocol, bool(self._tls.session_resumed),
                                                           bool(self._tls.early_data_accepted)))
             self._issue_connection_ids()
             if not self.is_client:
@@ -1917,7 +1922,7 @@ cdef class Connection(FrameHandler):
         if not (<PacketSpace>self.spaces[SPACE_INITIAL]).discarded:
             self._discard_space(SPACE_INITIAL, now)
         self._discard_space(SPACE_HANDSHAKE, now)
-        self._events.append(events.HandshakeConfirmed())
+        self._events.append(HandshakeConfirmed())
         return 0
 
     cdef void _discard_space(self, int space_id, int64_t now):
@@ -1979,7 +1984,7 @@ cdef class Connection(FrameHandler):
                     s.send_window.update(params.initial_max_stream_data_bidi_remote)
                 else:
                     s.send_window.update(params.initial_max_stream_data_bidi_local)
-        self._events.append(events.StreamsAvailable(False))
+        self._events.append(StreamsAvailable(False))
         return 0
 
     def _on_session_ticket(self, ticket):
@@ -2020,7 +2025,7 @@ cdef class Connection(FrameHandler):
         self.state = S_TERMINATED
         if self.terminated_error is None:
             self.terminated_error = err
-        self._events.append(events.ConnectionTerminated(self.terminated_error))
+        self._events.append(ConnectionTerminated(self.terminated_error))
         if self.tracer is not None:
             err = self.terminated_error
             self.tracer.event("connectivity:connection_closed", {

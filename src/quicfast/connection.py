@@ -112,18 +112,19 @@ class Connection:
 
     async def accept_stream(self) -> Stream:
         """Wait for the peer to open a bidirectional stream."""
-        return await self._accept(self._incoming_bidi)
+        queue = self._incoming_bidi
+        while not queue:
+            self._raise_if_closed()
+            await self._wait(self._accept_waiters)
+        return queue.popleft()
 
     async def accept_uni_stream(self) -> ReceiveStream:
         """Wait for the peer to open a unidirectional stream."""
-        return await self._accept(self._incoming_uni)
-
-    async def _accept(self, queue: collections.deque):
-        while True:
-            if queue:
-                return queue.popleft()
+        queue = self._incoming_uni
+        while not queue:
             self._raise_if_closed()
             await self._wait(self._accept_waiters)
+        return queue.popleft()
 
     async def _wait(self, waiters: list) -> None:
         """Wait until something wakes `waiters` (one of the lists above)."""
@@ -132,11 +133,8 @@ class Connection:
         try:
             await waiter
         finally:
-            if not waiter.done():   # cancelled: do not leave it behind
-                try:
-                    waiters.remove(waiter)
-                except ValueError:
-                    pass
+            if waiter.cancelled() and waiter in waiters:   # do not leave it behind
+                waiters.remove(waiter)
 
     def open_stream(self) -> Stream:
         """Open a bidirectional stream now.

@@ -106,6 +106,35 @@ class ReceiveStream(_StreamBase):
     def __init__(self, connection: "Connection", stream_id: int) -> None:
         self._setup(connection, stream_id, True, False, 0)
 
+    def _read_now(self, n: int) -> Optional[bytes]:
+        """What can be read at once: bytes, b"" at the end of the stream, or
+        None when the caller has to wait for the peer."""
+        if self._eof:
+            return b""
+        if self._read_error is not None:
+            raise self._read_error
+        data, fin = self._engine.read_stream(self.stream_id, n)
+        if data or fin:
+            if fin:
+                self._eof = True
+                if self._recv_open:
+                    self._recv_open = False
+                    self._half_done()
+            # Reading returns flow-control credit (and may retire the stream).
+            conn = self._conn
+            if not conn._flush_pending:
+                conn._schedule_flush()
+            return data
+        return None
+
+    def _readable(self) -> asyncio.Future:
+        """A future the connection resolves when more can be read (or reading failed)."""
+        waiter = self._read_waiter
+        if waiter is not None and not waiter.done():
+            raise RuntimeError(f"stream {self.stream_id}: another task is already waiting in read()")
+        waiter = self._read_waiter = self._conn._loop.create_future()
+        return waiter
+
     async def read(self, n: int = -1) -> bytes:
         """Read up to `n` bytes (all available when -1); b"" at the end of the stream.
 
@@ -114,65 +143,50 @@ class ReceiveStream(_StreamBase):
         :raises RuntimeError: when another task is already waiting in read().
         """
         while True:
-            if self._eof:
-                return b""
-            if self._read_error is not None:
-                raise self._read_error
-            data, fin = self._engine.read_stream(self.stream_id, n)
-            if data or fin:
-                if fin:
-                    self._eof = True
-                    if self._recv_open:
-                        self._recv_open = False
-                        self._half_done()
-                # Reading returns flow-control credit (and may retire the stream).
-                self._conn._schedule_flush()
+            data = self._read_now(n)
+            if data is not None:
                 return data
-            if self._read_waiter is not None:
-                raise RuntimeError(f"stream {self.stream_id}: another task is already waiting in read()")
-            waiter = self._conn._loop.create_future()
-            self._read_waiter = waiter
-            try:
-                await waiter
-            finally:
-                if self._read_waiter is waiter:
-                    self._read_waiter = None
+            await self._readable()
 
     async def read_all(self, limit: int = 1 << 30) -> bytes:
         """Read until the end of the stream (at most `limit` bytes, else ValueError)."""
-        first = await self.read()
-        if self._eof or not first:
-            # The usual small response: it came whole, with its FIN.
-            if len(first) > limit:
-                raise ValueError(f"stream {self.stream_id} exceeded {limit} bytes")
-            return first
-        chunks = [first]
-        total = len(first)
+        chunks = None
+        total = 0
         while True:
+            data = self._read_now(-1)
+            if data is None:
+                await self._readable()
+                continue
+            if not data:
+                return b"".join(chunks) if chunks else b""
+            total += len(data)
             if total > limit:
                 raise ValueError(f"stream {self.stream_id} exceeded {limit} bytes")
-            chunk = await self.read()
-            if not chunk:
-                return b"".join(chunks)
-            total += len(chunk)
-            chunks.append(chunk)
+            if chunks is None:
+                if self._eof:
+                    return data     # the usual small message: whole, with its FIN
+                chunks = [data]
+            else:
+                chunks.append(data)
 
     async def readexactly(self, n: int) -> bytes:
         """Read exactly `n` bytes; asyncio.IncompleteReadError at an early end."""
-        first = await self.read(n) if n else b""
-        if len(first) == n:
-            return first
-        if not first:
-            raise asyncio.IncompleteReadError(b"", n)
-        parts = [first]
-        need = n - len(first)
+        parts = None
+        need = n
         while need:
-            chunk = await self.read(need)
-            if not chunk:
-                raise asyncio.IncompleteReadError(b"".join(parts), n)
-            parts.append(chunk)
-            need -= len(chunk)
-        return b"".join(parts)
+            data = self._read_now(need)
+            if data is None:
+                await self._readable()
+                continue
+            if not data:
+                raise asyncio.IncompleteReadError(b"".join(parts) if parts else b"", n)
+            if parts is None and len(data) == n:
+                return data
+            if parts is None:
+                parts = []
+            parts.append(data)
+            need -= len(data)
+        return b"".join(parts) if parts else b""
 
     def cancel_read(self, error_code: int) -> None:
         """Stop reading: sends STOP_SENDING (quic-go CancelRead)."""

@@ -113,12 +113,21 @@ async def serve_stream(readexactly, read, write, drain, close) -> None:
         close()
 
 
-async def server_quicfast(args, pki) -> None:
-    import quicfast
+def _quicfast_server_tls(pki):
     from quicfast.tls import TLSConfig
     tls = TLSConfig()
     tls.load_cert_chain(pki["cert"], pki["key"])
     tls.set_alpn_protocols([ALPN])
+    # Like for like: the aioquic/qh3 clients here offer no psk_key_exchange_modes, so their
+    # servers send no NewSessionTicket; quicfast's client always offers them, so without this
+    # only quicfast would pay for a ticket per handshake (a full handshake is measured).
+    tls.session_tickets = False
+    return tls
+
+
+async def server_quicfast(args, pki) -> None:
+    import quicfast
+    tls = _quicfast_server_tls(pki)
     transport = await quicfast.Transport.bind("127.0.0.1", 0)
     listener = transport.listen(tls)
     tasks = set()
@@ -166,12 +175,9 @@ async def server_quicfast(args, pki) -> None:
 async def server_aioquic_like(args, pki) -> None:
     if args.impl == "aioquic":
         from aioquic.asyncio import serve
-        from aioquic.quic.configuration import QuicConfiguration
     else:
         from qh3.asyncio import serve
-        from qh3.quic.configuration import QuicConfiguration
-    config = QuicConfiguration(is_client=False, alpn_protocols=[ALPN])
-    config.load_cert_chain(pki["cert"], pki["key"])
+    config = _aioquic_like_config(args.impl, pki, is_client=False)
     drain = _make_drain if args.impl == "qh3" else (lambda w: w.drain)
 
     async def handle(reader, writer):
@@ -285,6 +291,7 @@ def _quicfast_tls(pki):
     tls = TLSConfig()
     tls.load_verify_locations(cafile=pki["ca"])
     tls.set_alpn_protocols([ALPN])
+    tls.server_name = "localhost"       # SNI + name check, as the aioquic/qh3 clients here
     tls.session_ticket_store = None     # every handshake a full one
     return tls
 
@@ -351,23 +358,34 @@ async def client_quicfast(args, pki) -> dict:
             pass
 
 
+def _aioquic_like_config(impl: str, pki, is_client: bool):
+    """aioquic's or qh3's QuicConfiguration as the benchmark uses it (their defaults)."""
+    if impl == "aioquic":
+        from aioquic.quic.configuration import QuicConfiguration
+    else:
+        from qh3.quic.configuration import QuicConfiguration
+    if not is_client:
+        config = QuicConfiguration(is_client=False, alpn_protocols=[ALPN])
+        config.load_cert_chain(pki["cert"], pki["key"])
+        return config
+    config = QuicConfiguration(is_client=True, alpn_protocols=[ALPN], server_name="localhost")
+    if impl == "qh3":
+        # qh3's verifier wants the chain: CA + leaf in one bundle.
+        with open(pki["ca"]) as a, open(pki["cert"]) as b:
+            config.load_verify_locations(cadata=(a.read() + b.read()).encode())
+    else:
+        config.load_verify_locations(pki["ca"])
+    return config
+
+
 async def client_aioquic_like(args, pki) -> dict:
     if args.impl == "aioquic":
         from aioquic.asyncio import connect
-        from aioquic.quic.configuration import QuicConfiguration
     else:
         from qh3.asyncio import connect
-        from qh3.quic.configuration import QuicConfiguration
 
     def make_config():
-        config = QuicConfiguration(is_client=True, alpn_protocols=[ALPN], server_name="localhost")
-        if args.impl == "qh3":
-            # qh3's verifier wants the chain: CA + leaf in one bundle.
-            with open(pki["ca"]) as a, open(pki["cert"]) as b:
-                config.load_verify_locations(cadata=(a.read() + b.read()).encode())
-        else:
-            config.load_verify_locations(pki["ca"])
-        return config
+        return _aioquic_like_config(args.impl, pki, is_client=True)
 
     w = args.workload
     port = args.port

@@ -27,7 +27,9 @@ caller's buffer and sealed in place; what each packet carried is remembered
 as C `FrameRecord`s so that loss re-queues exactly those ranges.
 """
 
-from cpython.bytes cimport PyBytes_FromStringAndSize
+cimport cython
+from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int64_t, INT64_MAX, UINT64_MAX
 from libc.string cimport memcpy, memset
 from libc.math cimport llround
@@ -181,6 +183,8 @@ def _params_for_qlog(params):
     return out
 
 
+@cython.no_gc       # its buffers and windows never refer back: no cycles to collect
+@cython.freelist(128)
 cdef class Stream:
     """One stream's send and receive halves (RFC 9000 §3)."""
 
@@ -359,6 +363,11 @@ cdef class Connection(FrameHandler):
     # streams_blocked_*_reported: 1 + the limit a STREAMS_BLOCKED was queued for (0: none).
     cdef uint64_t streams_blocked_bidi_reported, streams_blocked_uni_reported
     cdef SendWindow conn_send_window
+    # The peer's initial stream limits (transport parameters) and our own
+    # window settings, kept as C values: every new stream reads them.
+    cdef uint64_t peer_initial_max_stream_data_uni, peer_initial_max_stream_data_bidi_local
+    cdef uint64_t peer_initial_max_stream_data_bidi_remote
+    cdef uint64_t stream_receive_window, stream_receive_window_max
     cdef ReceiveWindow conn_recv_window
     cdef uint64_t conn_received_total    # sum of every stream's highest_offset
     cdef uint64_t conn_sent_total        # new stream bytes sent (flow-controlled)
@@ -489,6 +498,8 @@ cdef class Connection(FrameHandler):
         self.local_max_bidi = config.max_incoming_streams
         self.local_max_uni = config.max_incoming_uni_streams
         self.conn_send_window = SendWindow(0)
+        self.stream_receive_window = config.initial_stream_receive_window
+        self.stream_receive_window_max = config.max_stream_receive_window
         self.conn_recv_window = ReceiveWindow(config.initial_connection_receive_window, config.max_connection_receive_window)
         self.datagrams_out = collections.deque()
         self.created = to_ns(now)
@@ -711,10 +722,17 @@ cdef class Connection(FrameHandler):
     def send_stream_data(self, uint64_t stream_id, data, bint end_stream=False):
         """Queue `data` on `stream_id` (and the FIN when `end_stream`)."""
         cdef Stream s = self._stream_for_sending(stream_id)
-        cdef const uint8_t[:] view
-        if len(data):
-            view = data
-            s.send.write(&view[0], view.shape[0])
+        cdef Py_buffer view
+        if type(data) is bytes:
+            if PyBytes_GET_SIZE(data):
+                s.send.write(<const uint8_t*>PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data))
+        else:
+            PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+            try:
+                if view.len:
+                    s.send.write(<const uint8_t*>view.buf, view.len)
+            finally:
+                PyBuffer_Release(&view)
         if end_stream:
             s.send.write_fin()
         self._queue_stream(s)
@@ -1607,15 +1625,15 @@ cdef class Connection(FrameHandler):
         cdef bint can_send = not uni or local
         cdef bint can_recv = not uni or not local
         cdef uint64_t send_limit = 0
-        if self.peer_params is not None and can_send:
+        if can_send:
             if uni:
-                send_limit = self.peer_params.initial_max_stream_data_uni
+                send_limit = self.peer_initial_max_stream_data_uni
             elif local:
-                send_limit = self.peer_params.initial_max_stream_data_bidi_remote
+                send_limit = self.peer_initial_max_stream_data_bidi_remote
             else:
-                send_limit = self.peer_params.initial_max_stream_data_bidi_local
+                send_limit = self.peer_initial_max_stream_data_bidi_local
         cdef Stream s = Stream(sid, can_send, can_recv, send_limit,
-                               self.config.initial_stream_receive_window, self.config.max_stream_receive_window)
+                               self.stream_receive_window, self.stream_receive_window_max)
         self.streams[sid] = s
         return s
 
@@ -1955,6 +1973,7 @@ cdef class Connection(FrameHandler):
         else:
             tp.validate_connection_ids(params, False, expected_initial_scid=self.peer_cid)
         self.peer_params = params
+        self._cache_peer_stream_limits(params)
         self.peer_params_applied = True
         if self.tracer is not None:
             self.tracer.event("transport:parameters_set", dict(owner="remote", **_params_for_qlog(params)),
@@ -2000,7 +2019,13 @@ cdef class Connection(FrameHandler):
         self.peer_max_uni = params.initial_max_streams_uni
         self.conn_send_window.update(params.initial_max_data)
         self.peer_params = params
+        self._cache_peer_stream_limits(params)
         self.peer_max_datagram_frame_size = params.max_datagram_frame_size or 0
+
+    cdef void _cache_peer_stream_limits(self, object params):
+        self.peer_initial_max_stream_data_uni = params.initial_max_stream_data_uni
+        self.peer_initial_max_stream_data_bidi_local = params.initial_max_stream_data_bidi_local
+        self.peer_initial_max_stream_data_bidi_remote = params.initial_max_stream_data_bidi_remote
 
     # ------------------------------------------------------------------
     # Closing (RFC 9000 §10)

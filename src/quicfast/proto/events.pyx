@@ -59,6 +59,7 @@ cdef class HandshakeConfirmed(_Event):
 
 
 @cython.final
+@cython.no_gc       # holds only ints or bytes: never part of a cycle
 @cython.freelist(64)
 cdef class StreamOpened(_Event):
     """The peer opened `stream_id` (fired once, before any data event for it)."""
@@ -73,6 +74,7 @@ cdef class StreamOpened(_Event):
 
 
 @cython.final
+@cython.no_gc       # holds only ints or bytes: never part of a cycle
 @cython.freelist(64)
 cdef class StreamDataAvailable(_Event):
     """Bytes or the end of `stream_id` can be read with `read_stream()`.
@@ -132,6 +134,7 @@ cdef class StreamsAvailable(_Event):
 
 
 @cython.final
+@cython.no_gc       # holds only ints or bytes: never part of a cycle
 @cython.freelist(64)
 cdef class DatagramReceived(_Event):
     """A DATAGRAM frame (RFC 9221) arrived, carrying `data`."""

@@ -171,3 +171,57 @@ def test_unknown_stream_and_frame_types_are_ignored(pki):
         conn.close()
         await server.shutdown()
     run(main(), 30)
+
+
+@pytest.mark.parametrize("length,chunks", [
+    (b"5", [b"abc"]),               # shorter than announced
+    (b"2", [b"abc"]),               # longer
+    (b"3", [b"ab", b"cd"]),         # longer over two DATA frames
+    (b"x1", [b"abc"]),              # not a number
+    (b"3, 4", [b"abc"]),            # differing values
+], ids=["short", "long", "long-later", "not-a-number", "differing"])
+def test_body_not_matching_content_length_is_a_stream_error(pki, length, chunks):
+    """RFC 9114 §4.1.2: DATA that does not add up to Content-Length makes the
+    request malformed: the stream is reset with H3_MESSAGE_ERROR, the connection lives."""
+    async def main():
+        server, quic = await _setup(pki)
+        conn = await _h3_client(quic)
+        req = await conn.open_request()
+        req.send_headers(_request_fields() + [(b"content-length", length)])
+        for chunk in chunks:
+            req.send_data(chunk)
+        req.end()
+        with pytest.raises(quicfast.StreamError) as info:
+            await req.receive_headers()
+            await req.read_all()
+        assert info.value.error_code == H3ErrorCode.H3_MESSAGE_ERROR
+        req = await conn.open_request()
+        req.send_headers(_request_fields() + [(b"content-length", b"3, 3")])   # a list of equal values is fine
+        req.send_data(b"abc", end_stream=True)
+        assert h3.messages.check_response(await req.receive_headers())[0] == 200
+        assert await req.read_all() == b"ok"
+        conn.close()
+        await server.shutdown()
+    run(main(), 30)
+
+
+def test_client_refuses_a_response_body_not_matching_content_length(pki, tmp_path):
+    async def lying_app(scope, receive, send):
+        length = b"10" if scope["path"] == "/lie" else b"3"
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", length)]})
+        await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else b"abc"})
+
+    async def main():
+        server = await h3.serve(lying_app, port=0, certfile=pki.cert_file, keyfile=pki.key_file)
+        base = f"https://localhost:{server.addr[1]}"
+        async with h3.Client(ca_file=pki.ca_file) as client:
+            r = await client.get(base + "/lie")
+            with pytest.raises(h3.H3StreamError) as info:
+                await r.read()
+            assert info.value.error_code == H3ErrorCode.H3_MESSAGE_ERROR
+            r = await client.get(base + "/true")
+            assert await r.read() == b"abc"
+            r = await client.request("HEAD", base + "/true")   # HEAD: Content-Length without a body
+            assert r.status == 200 and r.headers.get("content-length") == "3" and await r.read() == b""
+        await server.shutdown()
+    run(main(), 30)

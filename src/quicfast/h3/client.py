@@ -308,6 +308,8 @@ class Client:
                     break
                 if status == 101:
                     raise MessageError("101 is not allowed in HTTP/3")
+            if method == "HEAD" or status in (204, 304):
+                req.expected_length = None    # RFC 9110 §8.6: the length of a body not sent here
             return Response(req, status, Headers(regular), url, method, sender)
         except H3StreamError as exc:
             if not isinstance(exc, GoAwayError):

@@ -94,6 +94,25 @@ class H3Settings:
         return settings
 
 
+def declared_length(headers) -> Optional[int]:
+    """The Content-Length of a header section (RFC 9110 §8.6); None when absent
+    or in an interim (1xx) response. A list of equal values counts as one.
+
+    :raises MessageError: for a value that is not a number, or differing values.
+    """
+    length = None
+    for name, value in headers:
+        if name == b":status" and value[:1] == b"1":
+            return None
+        if name == b"content-length":
+            for part in value.split(b","):
+                part = part.strip()
+                if not part.isdigit() or (length is not None and int(part) != length):
+                    raise MessageError(f"invalid content-length {value!r}")
+                length = int(part)
+    return length
+
+
 def field_section_size(headers) -> int:
     return sum(len(name) + len(value) + FIELD_OVERHEAD for name, value in headers)
 
@@ -114,6 +133,9 @@ class RequestStream:
         self._headers_received = False
         self._body_done = False
         self._pending_data_frame = False
+        #: Content-Length of the message being received (None: not given or not binding)
+        self.expected_length: Optional[int] = None
+        self._data_received = 0
         self._sent_headers = False
         self._send_closed = False
         self.trailers: Optional[list[tuple[bytes, bytes]]] = None
@@ -185,6 +207,7 @@ class RequestStream:
                 if frame_type == FrameType.HEADERS:
                     headers = await self._read_header_block(length)
                     self._headers_received = True
+                    self.expected_length = declared_length(headers)
                     return headers
                 if frame_type == FrameType.DATA:
                     raise H3ConnectionError(H3ErrorCode.H3_FRAME_UNEXPECTED, "DATA before HEADERS")
@@ -210,11 +233,15 @@ class RequestStream:
                 frame = await self._next_frame()
                 if frame is None:
                     self._body_done = True
+                    self._check_length(True)
                     return b""
                 frame_type, length = frame
                 if frame_type == FrameType.DATA:
                     self._pending_data_frame = length > 0
+                    self._data_received += length
+                    self._check_length(False)
                 elif frame_type == FrameType.HEADERS:
+                    self._check_length(True)
                     self.trailers = await self._read_header_block(length)
                     # RFC 9114 §4.1: nothing but unknown frames may follow trailers.
                     while (frame := await self._next_frame()) is not None:
@@ -228,6 +255,17 @@ class RequestStream:
         except H3ConnectionError as exc:
             self._h3._connection_error(exc)
             raise
+
+    def _check_length(self, at_end: bool) -> None:
+        """RFC 9114 §4.1.2: a message whose DATA does not add up to its
+        Content-Length is malformed (checked as DATA frames are announced)."""
+        expected = self.expected_length
+        if expected is None:
+            return
+        if self._data_received > expected or (at_end and self._data_received != expected):
+            self._body_done = True
+            raise MessageError(f"{self._data_received} bytes of DATA{' so far' if not at_end else ''} "
+                               f"against content-length {expected}")
 
     async def read_all(self, limit: int = 1 << 30) -> bytes:
         parts, total = [], 0

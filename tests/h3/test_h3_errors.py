@@ -225,3 +225,21 @@ def test_client_refuses_a_response_body_not_matching_content_length(pki, tmp_pat
             assert r.status == 200 and r.headers.get("content-length") == "3" and await r.read() == b""
         await server.shutdown()
     run(main(), 30)
+
+
+def test_request_trailers_with_a_pseudo_header_are_a_stream_error(pki):
+    """RFC 9114 §4.1.2: pseudo-header fields in a trailer section make the request malformed."""
+    async def main():
+        server, quic = await _setup(pki)
+        conn = await _h3_client(quic)
+        req = await conn.open_request()
+        req.send_headers(_request_fields())
+        req.send_data(b"body")
+        req.send_trailers([(b":path", b"/other")])
+        with pytest.raises(quicfast.StreamError) as info:
+            await req.receive_headers()
+        assert info.value.error_code == H3ErrorCode.H3_MESSAGE_ERROR
+        assert not conn.closed
+        conn.close()
+        await server.shutdown()
+    run(main(), 30)

@@ -22,7 +22,7 @@ from ..tls import TLSConfig
 from ..transport import Transport
 from .connection import ALPN, H3Connection, H3Settings, RequestStream
 from .exceptions import H3ConnectionError, H3StreamError, MessageError
-from .messages import CONNECTION_SPECIFIC, check_request
+from .messages import CONNECTION_SPECIFIC, check_request, check_trailers
 
 __all__ = ["Server", "serve"]
 
@@ -258,6 +258,8 @@ class _RequestCycle:
             return {"type": "http.disconnect"}
         try:
             chunk = await self.req.read_data()
+            if not chunk and self.req.trailers is not None:
+                check_trailers(self.req.trailers)   # RFC 9114 §4.1.2 (ASGI then drops them)
         except H3StreamError as exc:
             self.req.reset(exc.error_code)
             self.disconnected.set()

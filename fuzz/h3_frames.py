@@ -10,7 +10,10 @@ message checks of §4.1 (HEADERS, DATA, trailers; `check_request` and
 
 Input layout: byte 0 holds flags (bit 0: we are the client; bits 1-2: the
 size of the reads the fake streams hand out, 1, 3, 17 or 64 KiB bytes; bit 3:
-the peer's QUIC transport offers datagrams). The rest is a list of sections,
+the peer's QUIC transport offers datagrams; bit 4, as a server: the request
+goes through the server's ASGI request cycle, `quicfast.h3.server`, to an
+application that reads the whole body and answers, instead of being read
+directly). The rest is a list of sections,
 each a 2-byte big-endian length and that many bytes (a short last section
 takes what is left): every section but the last is one unidirectional
 stream from the peer (starting with its stream type), the last is a request
@@ -32,7 +35,8 @@ import types
 
 from quicfast.errors import H3ErrorCode
 from quicfast.h3.connection import H3Connection, H3Settings, RequestStream
-from quicfast.h3.exceptions import H3Error
+from quicfast.h3.exceptions import H3ConnectionError, H3Error
+from quicfast.h3.server import _RequestCycle
 from quicfast.h3.frames import decode_settings, decode_single_varint
 from quicfast.h3.messages import check_request, check_response
 
@@ -70,6 +74,15 @@ class FakeReceiveStream:
     def cancel_write(self, code: int) -> None:
         pass
 
+    def write(self, data: bytes) -> None:
+        pass
+
+    async def drain(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
     def _fail_read(self, exc: BaseException) -> None:
         self._error = exc
 
@@ -89,6 +102,8 @@ class FakeQuic:
         self.close_error = None
         self.closed_with = []
         self._state = types.SimpleNamespace(supports_datagrams=datagrams)
+        self.local_addr = ("127.0.0.1", 443)
+        self.remote_addr = ("127.0.0.1", 50000)
 
     def connection_state(self):
         return self._state
@@ -141,6 +156,32 @@ async def _request(h3: H3Connection, stream: FakeReceiveStream, is_client: bool)
         pass
 
 
+async def _echo_app(scope, receive, send):
+    body = b""
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            break
+    await send({"type": "http.response.start", "status": 200, "headers": [], "trailers": True})
+    await send({"type": "http.response.body", "body": body[:64]})
+    await send({"type": "http.response.trailers", "headers": [(b"x-length", str(len(body)).encode())]})
+
+
+_ASGI_SERVER = types.SimpleNamespace(app=_echo_app, root_path="", server_header=True)
+
+
+async def _asgi_request(h3: H3Connection, stream: FakeReceiveStream) -> None:
+    """What `Server._handle_request` runs; only connection errors may escape it
+    (the server swallows them after closing the connection)."""
+    try:
+        await _RequestCycle(_ASGI_SERVER, h3, RequestStream(h3, stream)).run()
+    except H3ConnectionError:
+        pass
+
+
 async def run_input(data: bytes) -> None:
     flags, tail = data[0], data[1:]
     is_client = bool(flags & 1)
@@ -156,7 +197,11 @@ async def run_input(data: bytes) -> None:
     loop = asyncio.get_running_loop()
     tasks = [loop.create_task(h3._handle_uni_stream(FakeReceiveStream(uni_base + 4 * i, part, read_size)))
              for i, part in enumerate(parts)]
-    tasks.append(loop.create_task(_request(h3, FakeReceiveStream(0, request_data, read_size), is_client)))
+    request_stream = FakeReceiveStream(0, request_data, read_size)
+    if flags & 16 and not is_client:
+        tasks.append(loop.create_task(_asgi_request(h3, request_stream)))
+    else:
+        tasks.append(loop.create_task(_request(h3, request_stream, is_client)))
     for _ in range(MAX_TURNS):
         if all(t.done() for t in tasks):
             break

@@ -128,7 +128,7 @@ def h3_frames():
     _, trailers = pylsqpack.Encoder().encode(0, [(b"x-checksum", b"abc")])
     body = encode_frame(FrameType.DATA, b"hello")
     seeds = {
-        # flags: bit 0 client, bits 1-2 read size, bit 3 datagrams
+        # flags: bit 0 client, bits 1-2 read size, bit 3 datagrams, bit 4 ASGI request cycle
         "server-control": (0x08, [control + encode_frame(FrameType.GOAWAY, v(8)) + encode_frame(0x21, b"grease")
                                   + encode_frame(FrameType.MAX_PUSH_ID, v(3))
                                   + encode_frame(FrameType.CANCEL_PUSH, v(1)), b""]),
@@ -151,6 +151,8 @@ def h3_frames():
     }
     for name, (flags, parts) in seeds.items():
         write("h3_frames", name, bytes([flags]) + encode_sections(parts))
+        if name.startswith("request"):   # the same through the server's ASGI request cycle
+            write("h3_frames", "asgi-" + name, bytes([flags | 0x10]) + encode_sections(parts))
 
 
 BUILDERS = {"packet_header": packet_headers, "frames": frames, "transport_params": transport_params,

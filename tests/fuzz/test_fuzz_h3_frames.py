@@ -44,7 +44,7 @@ def h3_input(draw):
     stream_types = st.sampled_from([StreamType.CONTROL, StreamType.PUSH, StreamType.QPACK_ENCODER,
                                     StreamType.QPACK_DECODER, 0x21, 0x54])
     uni = [encode_varint(draw(stream_types)) + draw(frame_stream()) for _ in range(draw(st.integers(0, 3)))]
-    return bytes([draw(st.integers(0, 15))]) + encode_sections(uni + [draw(frame_stream())])
+    return bytes([draw(st.integers(0, 31))]) + encode_sections(uni + [draw(frame_stream())])
 
 
 @FUZZ

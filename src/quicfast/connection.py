@@ -84,6 +84,8 @@ class Connection:
         self._send_stale = False
         self._sending_prune_at = 64
         self._flush_pending = False
+        #: Set when the peer opened streams since the transport last looked.
+        self._streams_opened = False
         #: The connection IDs the transport routes to this connection.
         self._cids: set = set()
         self._timer_handle: Optional[asyncio.TimerHandle] = None
@@ -346,6 +348,7 @@ class Connection:
             elif kind is events.StreamOpened:
                 stream = self._stream_for(event.stream_id)
                 (self._incoming_uni if event.stream_id & 2 else self._incoming_bidi).append(stream)
+                self._streams_opened = True
                 if self._accept_waiters:
                     _wake_all(self._accept_waiters)
             elif kind is events.HandshakeCompleted:

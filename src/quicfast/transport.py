@@ -149,6 +149,8 @@ class Transport:
         #: (data, addr, segment_size, ecn) the socket would not take yet, or None.
         self._blocked: Optional[tuple] = None
         self._flush_scheduled = False
+        #: Set when input opened streams: the flush then waits one more loop pass.
+        self._flush_late = False
         self._send_buffer = bytearray(SEND_BUFFER_SIZE)
         self._non_quic: collections.deque = collections.deque(maxlen=MAX_NON_QUIC_QUEUE)
         self._non_quic_waiter = asyncio.Event()
@@ -483,10 +485,15 @@ class Transport:
         return conn
 
     def _after_input(self, conn: Connection) -> None:
-        # Wake the readers now and send a little later in this same loop pass:
-        # the flush is queued behind the tasks just woken, so their answers
-        # leave in the datagrams that carry the ACK (one flush per iteration).
+        # Wake the readers now and send a little later: the flush is queued
+        # behind the tasks just woken, so their answers leave in the datagrams
+        # that carry the ACK (one flush per iteration). When the peer opened
+        # streams, the tasks woken now (accept loops) start handler tasks that
+        # only run in the next pass: the flush waits for those too.
         conn._process_events()
+        if conn._streams_opened:
+            conn._streams_opened = False
+            self._flush_late = True
         conn._schedule_flush()
 
     def _schedule_flush(self, conn: Connection) -> None:
@@ -497,6 +504,10 @@ class Transport:
             self._loop.call_soon(self._flush_dirty)
 
     def _flush_dirty(self) -> None:
+        if self._flush_late:
+            self._flush_late = False
+            self._loop.call_soon(self._flush_dirty)
+            return
         self._flush_scheduled = False
         dirty, self._dirty = self._dirty, set()
         for conn in dirty:

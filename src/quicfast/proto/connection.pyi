@@ -9,7 +9,8 @@ from typing_extensions import Buffer
 
 from quicfast.config import Config
 from quicfast.proto import events
-from quicfast.proto.recovery import FrameHandler, LossRecovery
+from quicfast.proto.packet_receiver import PacketReceiver
+from quicfast.proto.recovery import LossRecovery
 from quicfast.proto.transport_params import TransportParameters
 from quicfast.qlog import ConnectionTracer
 from quicfast.tls import ClientHandshake, Level, ServerHandshake, SessionTicket, TLSConfig
@@ -47,7 +48,7 @@ class Stream:
 class PacketSpace:
     def __init__(self) -> None: ...
 
-class Connection(FrameHandler):
+class Connection(PacketReceiver):
     peer_addr: Any
     key_update_after: int
     aead_confidentiality_limit: int

@@ -32,8 +32,10 @@ def server_tls() -> TLSConfig:
 
 
 def quicfast_client(config: Config | None = None, **kw) -> Connection:
+    """A client engine; `host_cid=b""` gives one that uses zero-length CIDs."""
     return Connection(is_client=True, config=config or Config(), tls_config=kw.pop("tls", None) or client_tls(),
-                      host_cid=os.urandom(8), peer_cid=os.urandom(8), server_name="localhost", **kw)
+                      host_cid=kw.pop("host_cid", None) if "host_cid" in kw else os.urandom(8),
+                      peer_cid=os.urandom(8), server_name="localhost", **kw)
 
 
 def quicfast_server_for(first_datagram: bytes, config: Config | None = None) -> Connection:

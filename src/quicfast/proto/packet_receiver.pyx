@@ -801,6 +801,10 @@ cdef class PacketReceiver(PacketBuilder):
         return 0
 
     cdef int _handle_retire_connection_id(self, uint64_t seq) except -1:
+        if self.host_cid_len == 0:
+            # RFC 9000 §19.16: we gave no connection ID that could be retired.
+            raise errors.TransportError(E.PROTOCOL_VIOLATION, frame_type=F_RETIRE_CONNECTION_ID,
+                                        reason="RETIRE_CONNECTION_ID while we use zero-length CIDs")
         if seq >= self.host_cid_seq:
             raise errors.TransportError(E.PROTOCOL_VIOLATION, frame_type=F_RETIRE_CONNECTION_ID, reason="retiring a CID never issued")
         for entry in self.host_cids:

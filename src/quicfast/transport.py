@@ -17,6 +17,7 @@ import collections
 import copy
 import os
 import socket
+import threading
 from typing import Callable, Optional
 
 from . import errors, qlog
@@ -43,6 +44,19 @@ MAX_HALF_OPEN = 256
 SEND_BUFFER_SIZE = MAX_DATAGRAMS_PER_FLUSH * 1500
 #: A timer handle that fires this close to the engine's deadline hands over at once.
 TIMER_SLACK = 0.0001
+
+
+_per_thread = threading.local()
+
+
+def _send_buffer() -> bytearray:
+    """The buffer packets are built in: one per thread, shared by its transports
+    (a flush sends synchronously and copies what the socket did not take), so a
+    socket per connection costs no 96 KB buffer each."""
+    buf = getattr(_per_thread, "send_buffer", None)
+    if buf is None:
+        buf = _per_thread.send_buffer = bytearray(SEND_BUFFER_SIZE)
+    return buf
 
 
 class Listener:
@@ -151,7 +165,6 @@ class Transport:
         self._flush_scheduled = False
         #: Set when input opened streams: the flush then waits one more loop pass.
         self._flush_late = False
-        self._send_buffer = bytearray(SEND_BUFFER_SIZE)
         self._non_quic: collections.deque = collections.deque(maxlen=MAX_NON_QUIC_QUEUE)
         self._non_quic_waiter = asyncio.Event()
         self._closed = False
@@ -525,7 +538,7 @@ class Transport:
             self._arm_timer(conn)
             return
         engine = conn._engine
-        buf = self._send_buffer
+        buf = _send_buffer()
         now = self._loop.time()
         addr = engine.peer_addr or conn._remote_addr   # follows the peer across NAT rebinding
         # A short first datagram (an ACK, the end of a stream) ends a GSO batch

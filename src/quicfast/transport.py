@@ -616,7 +616,10 @@ class Transport:
             return
         conn._timer_at = None
         conn._engine.handle_timer(now)
-        self._after_input(conn)
+        # A timer (pacing, loss detection, ACK delay) wakes no reader that could
+        # add to the datagrams: send what it released at once.
+        conn._process_events()
+        self._flush_connection(conn)
 
 
 # -- quic-go's package-level helpers ------------------------------------------

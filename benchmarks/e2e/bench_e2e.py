@@ -961,7 +961,8 @@ def main() -> None:
                                 text=True, timeout=10).stdout.strip()
         dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--", "src"], capture_output=True,
                                text=True, timeout=10).stdout.strip()
-        versions["quicfast"] = f"{commit}{' + uncommitted src/' if dirty else ''}"
+        versions["quicfast"] = (f"{commit}{' + uncommitted src/' if dirty else ''}" if commit
+                                else "(not a git checkout)")
     except Exception:
         pass
     header = (f"Run {time.strftime('%Y-%m-%d %H:%M', time.localtime(t_start))}, "

@@ -5,9 +5,9 @@
  *
  * Strategy: each qf_aead owns two EVP_CIPHER_CTX (one per direction of the
  * cipher: OpenSSL's AEAD contexts are either encrypting or decrypting), both
- * keyed once in qf_aead_init.  Per packet we only pass the nonce to
- * EVP_{En,De}cryptInit_ex, which resets the AEAD state without re-running
- * the key schedule.  Header protection keeps one context too: AES-ECB
+ * keyed once in qf_aead_init.  Per packet we only set the nonce (see
+ * set_nonce), which resets the AEAD state without re-running the key
+ * schedule.  Header protection keeps one context too: AES-ECB
  * encrypts the sample; ChaCha20 takes the sample as its 16-byte IV, whose
  * layout (32-bit little-endian block counter, then the 96-bit nonce) is
  * exactly what RFC 9001 section 5.4.4 asks for.
@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include <openssl/core_names.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/params.h>
 
@@ -67,6 +68,113 @@ static const EVP_CIPHER *hp_cipher(int suite, size_t *keylen) {
   }
 }
 
+/*
+ * Setting the nonce.  EVP_CipherInit_ex(ctx, NULL, NULL, NULL, nonce, enc)
+ * is the documented way, but on OpenSSL 3.0 every call first asks the
+ * provider for the IV length through its parameter lookup (a chain of
+ * OSSL_PARAM_locate and strcmp), then dispatches the init: 100-200 ns per
+ * packet, as much as the tag handling.  OpenSSL's GCM also takes a whole
+ * nonce as one OSSL_CIPHER_PARAM_AEAD_TLS1_IV_FIXED parameter of length
+ * (size_t)-1 ("restore the whole IV", the convention of
+ * EVP_CTRL_GCM_SET_IV_FIXED with -1 since OpenSSL 1.0.1), after which the
+ * next Update starts a new message under that nonce; when opening, the
+ * expected tag rides in the same parameter array.  That convention is
+ * OpenSSL's TLS plumbing rather than a documented API, so param_nonce_works
+ * checks it against EVP_CipherInit_ex once per suite and process, and
+ * EVP_CipherInit_ex stays in use when they disagree.  ChaCha20-Poly1305
+ * always uses EVP_CipherInit_ex: its fixed IV means something else.
+ */
+static inline int set_nonce(EVP_CIPHER_CTX *ctx, int param, int enc,
+                            const uint8_t *nonce, uint8_t *tag) {
+  OSSL_PARAM params[3];
+  size_t n = 0;
+
+  if (!param) {
+    return EVP_CipherInit_ex(ctx, NULL, NULL, NULL, nonce, enc) == 1 &&
+           (tag == NULL || (tag_param(params, tag),
+                            EVP_CIPHER_CTX_set_params(ctx, params) == 1));
+  }
+  params[n++] = OSSL_PARAM_construct_octet_string(
+      OSSL_CIPHER_PARAM_AEAD_TLS1_IV_FIXED, (void *)nonce, (size_t)-1);
+  if (tag != NULL) {
+    params[n++] = OSSL_PARAM_construct_octet_string(OSSL_CIPHER_PARAM_AEAD_TAG,
+                                                    tag, QF_AEAD_TAG_LEN);
+  }
+  params[n] = OSSL_PARAM_construct_end();
+  return EVP_CIPHER_CTX_set_params(ctx, params) == 1;
+}
+
+/*
+ * seal_with seals the 16 bytes at |buf| + 16 in place with the 16 bytes at
+ * |buf| as associated data and writes the tag at |buf| + 32; returns 1 on
+ * success.  Used only by param_nonce_works.
+ */
+static int seal_with(EVP_CIPHER_CTX *ctx, int param, const uint8_t *nonce,
+                     uint8_t *buf) {
+  OSSL_PARAM params[2];
+  int outl;
+
+  tag_param(params, buf + 32);
+  return set_nonce(ctx, param, 1, nonce, NULL) &&
+         EVP_EncryptUpdate(ctx, NULL, &outl, buf, 16) == 1 &&
+         EVP_EncryptUpdate(ctx, buf + 16, &outl, buf + 16, 16) == 1 &&
+         EVP_EncryptFinal_ex(ctx, buf + 48, &outl) == 1 &&
+         EVP_CIPHER_CTX_get_params(ctx, params) == 1;
+}
+
+/*
+ * open_with opens what seal_with produced; returns 1 when the tag verifies.
+ */
+static int open_with(EVP_CIPHER_CTX *ctx, const uint8_t *nonce,
+                     const uint8_t *sealed) {
+  uint8_t buf[64];
+  int outl;
+
+  memcpy(buf, sealed, 48);
+  return set_nonce(ctx, 1, 0, nonce, buf + 32) &&
+         EVP_DecryptUpdate(ctx, NULL, &outl, buf, 16) == 1 &&
+         EVP_DecryptUpdate(ctx, buf + 16, &outl, buf + 16, 16) == 1 &&
+         EVP_DecryptFinal_ex(ctx, buf + 48, &outl) == 1;
+}
+
+/*
+ * param_nonce_works tells whether |seal| and |open| (keyed for the same
+ * AES-GCM key) accept the one-parameter nonce: the same ciphertext and tag
+ * as EVP_CipherInit_ex for two nonces, in either order after a finished
+ * message, and an open that verifies under the right nonce only.  The answer
+ * is kept per suite for the process (two threads racing here compute the
+ * same answer).  The contexts are left finished; each packet sets a nonce.
+ */
+static int param_nonce_works(int suite, EVP_CIPHER_CTX *seal,
+                             EVP_CIPHER_CTX *open) {
+  static int known[2]; /* AES-128, AES-256: 0 unknown, 1 yes, -1 no */
+  static const uint8_t n1[QF_AEAD_NONCE_LEN] = {1, 2, 3};
+  static const uint8_t n2[QF_AEAD_NONCE_LEN] = {9, 8, 7, [11] = 6};
+  uint8_t a[64] = {0}, b[64] = {0}, c[64] = {0}, d[64] = {0};
+  int *answer;
+
+  if (suite != QF_SUITE_AES_128_GCM_SHA256 &&
+      suite != QF_SUITE_AES_256_GCM_SHA384) {
+    return 0;
+  }
+  answer = &known[suite == QF_SUITE_AES_256_GCM_SHA384];
+  if (*answer == 0) {
+    memset(a + 16, 0x5a, 16);
+    memcpy(b, a, 64);
+    memcpy(c, a, 64);
+    memcpy(d, a, 64);
+    *answer = (seal_with(seal, 0, n1, a) && seal_with(seal, 1, n2, b) &&
+               seal_with(seal, 0, n2, c) && seal_with(seal, 1, n1, d) &&
+               memcmp(a, d, 48) == 0 && memcmp(b, c, 48) == 0 &&
+               memcmp(a, b, 48) != 0 && open_with(open, n1, a) &&
+               !open_with(open, n2, a) && open_with(open, n2, b))
+                  ? 1
+                  : -1;
+    ERR_clear_error(); /* the failed open above may have queued an error */
+  }
+  return *answer == 1;
+}
+
 int qf_aead_key_len(int suite) {
   size_t keylen;
   return aead_cipher(suite, &keylen) ? (int)keylen : QF_ERR_SUITE;
@@ -107,6 +215,8 @@ int qf_aead_init(qf_aead *aead, int suite, const uint8_t *key, size_t keylen,
   }
   memcpy(aead->iv, iv, QF_AEAD_NONCE_LEN);
   aead->suite = suite;
+  aead->param_nonce =
+      param_nonce_works(suite, aead->seal_ctx, aead->open_ctx);
   return 0;
 }
 
@@ -145,7 +255,7 @@ int qf_aead_seal(qf_aead *aead, uint8_t *pkt, size_t headerlen,
     return QF_ERR_LENGTH;
   }
   make_nonce(nonce, aead->iv, pn);
-  if (EVP_EncryptInit_ex(ctx, NULL, NULL, NULL, nonce) != 1) {
+  if (!set_nonce(ctx, aead->param_nonce, 1, nonce, NULL)) {
     return QF_ERR_CRYPTO;
   }
   /* A NULL output buffer makes EVP take these bytes as associated data. */
@@ -175,7 +285,7 @@ int qf_aead_seal(qf_aead *aead, uint8_t *pkt, size_t headerlen,
 static int restore_ciphertext(qf_aead *aead, uint8_t *data, size_t len,
                               const uint8_t *nonce) {
   int outl;
-  if (EVP_EncryptInit_ex(aead->seal_ctx, NULL, NULL, NULL, nonce) != 1 ||
+  if (!set_nonce(aead->seal_ctx, aead->param_nonce, 1, nonce, NULL) ||
       (len > 0 &&
        EVP_EncryptUpdate(aead->seal_ctx, data, &outl, data, (int)len) != 1)) {
     return QF_ERR_CRYPTO;
@@ -188,7 +298,6 @@ long qf_aead_open(qf_aead *aead, uint8_t *pkt, size_t headerlen,
   EVP_CIPHER_CTX *ctx = aead->open_ctx;
   uint8_t nonce[QF_AEAD_NONCE_LEN];
   uint8_t *payload = pkt + headerlen;
-  OSSL_PARAM params[2];
   size_t len;
   int outl;
 
@@ -199,14 +308,14 @@ long qf_aead_open(qf_aead *aead, uint8_t *pkt, size_t headerlen,
     return QF_ERR_LENGTH;
   }
   len = ciphertextlen - QF_AEAD_TAG_LEN;
-  tag_param(params, payload + len);
   make_nonce(nonce, aead->iv, pn);
-  if (EVP_DecryptInit_ex(ctx, NULL, NULL, NULL, nonce) != 1 ||
+  /* The expected tag is set with the nonce: decrypting in place rewrites
+   * only the |len| bytes before it. */
+  if (!set_nonce(ctx, aead->param_nonce, 0, nonce, payload + len) ||
       (headerlen > 0 &&
        EVP_DecryptUpdate(ctx, NULL, &outl, pkt, (int)headerlen) != 1) ||
       (len > 0 && EVP_DecryptUpdate(ctx, payload, &outl, payload,
-                                    (int)len) != 1) ||
-      EVP_CIPHER_CTX_set_params(ctx, params) != 1) {
+                                    (int)len) != 1)) {
     return QF_ERR_CRYPTO;
   }
   if (EVP_DecryptFinal_ex(ctx, payload + len, &outl) != 1) {

@@ -50,6 +50,9 @@ typedef struct qf_aead {
   uint8_t iv[QF_AEAD_NONCE_LEN];
   /* suite is the QF_SUITE_* code. */
   int suite;
+  /* param_nonce is 1 when each packet's nonce is passed as one parameter
+   * instead of through EVP_CipherInit_ex (AES-GCM; see aead.c). */
+  int param_nonce;
 } qf_aead;
 
 /*

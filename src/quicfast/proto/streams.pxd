@@ -3,6 +3,7 @@
 # in order. Flow-control arithmetic lives in flow_control.pxd; stream states
 # and frames belong to the connection engine.
 
+from cpython.object cimport PyObject
 from libc.stdint cimport uint8_t, uint64_t, int64_t
 from quicfast.proto.ranges cimport RangeSet
 
@@ -13,8 +14,8 @@ cdef enum:
 
 cdef class SendBuffer:
     # Bytes written by the application, kept from the lowest unacknowledged
-    # offset up. New data is sent once, lost ranges are re-sent, and the
-    # acknowledged prefix is released by occasional compaction (amortised).
+    # offset up in a ring, so acknowledged bytes are released without moving
+    # the rest. New data is sent once, lost ranges are re-sent.
 
     # acked_offset is the stream offset below which everything is acknowledged
     # (and no longer held).
@@ -29,19 +30,18 @@ cdef class SendBuffer:
     # is_reset is set by reset(): nothing more is sent or accepted.
     cdef public bint is_reset
 
-    # _data holds the bytes from stream offset _data_offset up to write_offset.
+    # _data is a ring of _capacity bytes holding stream offsets acked_offset
+    # up to write_offset; the byte at acked_offset is _data[_start].
     cdef uint8_t* _data
-    # _data_offset is the stream offset of _data[0] (<= acked_offset).
-    cdef uint64_t _data_offset
-    # _capacity is the allocated size of _data.
     cdef Py_ssize_t _capacity
+    cdef Py_ssize_t _start
     # _acked holds acknowledged ranges above acked_offset.
     cdef RangeSet _acked
     # _lost holds ranges declared lost and not yet re-sent (never acked ones).
     cdef RangeSet _lost
 
-    cdef int _reserve(self, Py_ssize_t extra) except -1
-    cdef void _compact(self) noexcept
+    cdef Py_ssize_t _position(self, uint64_t offset) noexcept
+    cdef int _grow(self, Py_ssize_t need) except -1
     cdef int write(self, const uint8_t* data, Py_ssize_t length) except -1
     cdef void write_fin(self)
     cdef bint has_data_to_send(self, uint64_t flow_limit)
@@ -56,7 +56,8 @@ cdef class SendBuffer:
 
 cdef class RecvBuffer:
     # Out-of-order reassembly into a contiguous buffer that starts at
-    # read_offset. Duplicate and overlapping bytes are ignored (the first copy
+    # read_offset; a read of all that is held takes the buffer itself, no
+    # copy. Duplicate and overlapping bytes are ignored (the first copy
     # wins). Memory is bounded by the flow-control window: the engine checks
     # limits before calling receive().
 
@@ -70,10 +71,15 @@ cdef class RecvBuffer:
     # reset_received is set by reset(): buffered data was dropped.
     cdef public bint reset_received
 
-    # _data holds bytes from stream offset _data_offset (<= read_offset).
+    # _store is a bytes object of _capacity bytes (or NULL) that holds stream
+    # offsets from _data_offset (<= read_offset) up; _data points into it.
+    # A read of everything held hands _store itself to the caller.
+    cdef PyObject* _store
     cdef uint8_t* _data
     cdef uint64_t _data_offset
     cdef Py_ssize_t _capacity
+    # _next_capacity sizes the next _store: the last read handed over.
+    cdef Py_ssize_t _next_capacity
     # _received holds the offsets received at or above read_offset.
     cdef RangeSet _received
 
@@ -84,3 +90,4 @@ cdef class RecvBuffer:
     cdef bytes read(self, Py_ssize_t max_length)
     cdef bint is_finished(self)
     cdef int reset(self, uint64_t final_size) except -1
+    cdef void _drop_store(self) noexcept

@@ -9,41 +9,60 @@ have checked limits before it is called.
 
 Theory of operation
 -------------------
-`SendBuffer` keeps one contiguous C byte area covering stream offsets from
-`_data_offset` (at most `acked_offset`) up to `write_offset`. Three cursors
-and two range sets describe it:
+`SendBuffer` keeps the bytes from `acked_offset` up to `write_offset` in a
+ring: the byte at stream offset `o` sits at `_data[(_start + o - acked_offset)
+mod _capacity]`. Three cursors and two range sets describe it:
 
-    _data_offset <= acked_offset <= sent_offset <= write_offset
+    acked_offset <= sent_offset <= write_offset
     _acked: acknowledged ranges above acked_offset (out-of-order ACKs)
     _lost:  ranges to re-send, disjoint from _acked, below sent_offset
 
 `next_frame` drains `_lost` from its lowest range first, then sends new bytes
-from `sent_offset`. When the contiguous acknowledged prefix grows far enough
-past `_data_offset` the live bytes are moved to the front of the area, so each
-byte is moved O(1) times on average (amortised compaction, never per ACK).
+from `sent_offset`; a frame stops at the end of the ring (the next one starts
+at its front), so each frame's bytes are contiguous. When the acknowledged
+prefix grows, `_start` moves forward: no byte is ever moved to release
+space. Only growth copies, and only the part of the ring that had wrapped
+(realloc keeps the rest in place), so each byte is written once by the
+application and read once per frame that carries it.
 
-`RecvBuffer` mirrors it: the area starts at `_data_offset` (at most
-`read_offset`); each arriving frame is copied once at its offset, only into
-gaps `_received` does not already cover; `readable` is the length of the range
-that starts at `read_offset`.
+`RecvBuffer` mirrors it with a linear area that starts at `_data_offset` (at
+most `read_offset`); each arriving frame is copied once at its offset, only
+into gaps `_received` does not already cover; `readable` is the length of the
+range that starts at `read_offset`. The area is the body of a bytes object:
+a `read` that takes everything held, in order, from the start of the area
+(the common case for in-order data) shrinks that bytes object to size and
+returns it, so in-order data is copied once on its way from the packet to
+the application. Other reads copy out, and a consumed prefix is moved away
+only once it is at least as large as what is left (amortised).
 
-Pointers handed out by `next_frame` point into the area and stay valid until
-the next call that can move it: `write`, `on_acked`, `reset`.
+Pointers handed out by `next_frame` point into the ring and stay valid until
+the next call that can move or free it: `write`, `on_acked`, `reset`.
 """
 
-from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
-from cpython.mem cimport PyMem_Free, PyMem_Realloc
+from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, _PyBytes_Resize
+from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
+from cpython.object cimport PyObject
+from cpython.ref cimport Py_INCREF, Py_XDECREF
 from libc.stdint cimport uint8_t, uint64_t, int64_t
 from libc.string cimport memcpy, memmove
 
 from quicfast.proto.ranges cimport RangeSet
 
 cdef enum:
-    # COMPACT_MIN_BYTES is the smallest released prefix worth a memmove.
+    # COMPACT_MIN_BYTES is the smallest consumed prefix worth a memmove.
     COMPACT_MIN_BYTES = 16384
     # INITIAL_CAPACITY is the first allocation of a buffer (made lazily, so
     # idle streams hold no data memory).
     INITIAL_CAPACITY = 4096
+    # RELEASE_EMPTY_ABOVE: a send ring larger than this is freed whenever it
+    # holds nothing, so an idle stream keeps no large area.
+    RELEASE_EMPTY_ABOVE = 16384
+    # HANDOVER_MIN_BYTES: a read this large takes the receive area itself;
+    # smaller ones copy (a fresh area would cost more than the copy).
+    HANDOVER_MIN_BYTES = 2048
+    # MAX_CAPACITY_HINT caps the half of a new receive area's size that
+    # comes from the last read handed over.
+    MAX_CAPACITY_HINT = 1 << 19
 
 
 cdef inline uint64_t _min64(uint64_t a, uint64_t b) noexcept nogil:
@@ -118,66 +137,61 @@ cdef class SendBuffer:
     def __dealloc__(self):
         PyMem_Free(self._data)
 
-    cdef void _compact(self) noexcept:
-        """_compact moves the unacknowledged bytes to the front of the area
-        (invalidates pointers from next_frame) and gives back memory when the
-        area is much larger than what is held."""
-        cdef Py_ssize_t released = <Py_ssize_t>(self.acked_offset - self._data_offset)
-        cdef Py_ssize_t live = <Py_ssize_t>(self.write_offset - self.acked_offset)
-        cdef uint8_t* smaller
-        cdef Py_ssize_t target
-        if released == 0:
-            return
-        if live:
-            memmove(self._data, self._data + released, live)
-        self._data_offset = self.acked_offset
-        target = live * 2 if live * 2 > INITIAL_CAPACITY else INITIAL_CAPACITY
-        if self._capacity > 4 * target:
-            smaller = <uint8_t*>PyMem_Realloc(self._data, target)
-            if smaller != NULL:
-                self._data = smaller
-                self._capacity = target
+    cdef Py_ssize_t _position(self, uint64_t offset) noexcept:
+        """_position is the ring index of stream |offset| (acked_offset <=
+        offset <= write_offset)."""
+        cdef Py_ssize_t pos = self._start + <Py_ssize_t>(offset - self.acked_offset)
+        if pos >= self._capacity:
+            pos -= self._capacity
+        return pos
 
-    cdef int _reserve(self, Py_ssize_t extra) except -1:
-        """_reserve makes room for |extra| more bytes at write_offset, by
-        compaction or by growing the area so that at least half stays free
-        (which keeps compaction amortised O(1) per byte)."""
-        cdef Py_ssize_t held = <Py_ssize_t>(self.write_offset - self._data_offset)
-        cdef Py_ssize_t live, need, capacity
+    cdef int _grow(self, Py_ssize_t need) except -1:
+        """_grow makes the ring hold at least |need| bytes (doubling). The
+        live bytes keep their ring indexes except the wrapped part, which is
+        copied to just past the old end."""
+        cdef Py_ssize_t live = <Py_ssize_t>(self.write_offset - self.acked_offset)
+        cdef Py_ssize_t old = self._capacity
+        cdef Py_ssize_t capacity = old * 2 if old else INITIAL_CAPACITY
         cdef uint8_t* grown
-        if held + extra <= self._capacity:
-            return 0
-        live = <Py_ssize_t>(self.write_offset - self.acked_offset)
-        need = live + extra
-        if need * 2 > self._capacity:
-            capacity = self._capacity * 2 if self._capacity else INITIAL_CAPACITY
-            if capacity < need * 2:
-                capacity = need * 2
-            if self.acked_offset > self._data_offset and live:
-                # Move the live bytes down first so realloc copies only them.
-                memmove(self._data, self._data + (held - live), live)
-            self._data_offset = self.acked_offset
-            grown = <uint8_t*>PyMem_Realloc(self._data, capacity)
-            if grown == NULL:
-                raise MemoryError()
-            self._data = grown
-            self._capacity = capacity
+        while capacity < need:
+            capacity *= 2
+        if live == 0:
+            # Nothing to keep: a fresh area, no copy.
+            PyMem_Free(self._data)
+            self._data = NULL
+            self._capacity = 0
+            self._start = 0
+            grown = <uint8_t*>PyMem_Malloc(capacity)
         else:
-            # Enough room once the acknowledged prefix is dropped.
-            if live:
-                memmove(self._data, self._data + (held - live), live)
-            self._data_offset = self.acked_offset
+            grown = <uint8_t*>PyMem_Realloc(self._data, capacity)
+        if grown == NULL:
+            raise MemoryError()
+        self._data = grown
+        self._capacity = capacity
+        if self._start + live > old:
+            # The ring had wrapped: its front part follows the old end now
+            # (capacity >= 2 * old, so it fits).
+            memcpy(grown + old, grown, self._start + live - old)
         return 0
 
     cdef int write(self, const uint8_t* data, Py_ssize_t length) except -1:
         """write appends |length| bytes (copied) at write_offset. Raises
         ValueError after write_fin or reset."""
+        cdef Py_ssize_t live, pos, first
         if self.fin_written or self.is_reset:
             raise ValueError("cannot write to a stream after FIN or reset")
         if length <= 0:
             return 0
-        self._reserve(length)
-        memcpy(self._data + (self.write_offset - self._data_offset), data, length)
+        live = <Py_ssize_t>(self.write_offset - self.acked_offset)
+        if live + length > self._capacity:
+            self._grow(live + length)
+        pos = self._position(self.write_offset)
+        first = self._capacity - pos
+        if first >= length:
+            memcpy(self._data + pos, data, length)
+        else:
+            memcpy(self._data + pos, data, first)
+            memcpy(self._data, data + first, length - first)
         self.write_offset += <uint64_t>length
         return 0
 
@@ -205,11 +219,15 @@ cdef class SendBuffer:
         length: 0 with *fin set for a bare FIN, -1 when there is nothing to
         send or |max_length| leaves no room for data."""
         cdef uint64_t start, end
+        cdef Py_ssize_t pos
         if self.is_reset:
             return -1
         if self._lost.count and max_length > 0:
             start = self._lost.starts[0]
             end = _min64(self._lost.ends[0], start + <uint64_t>max_length)
+            pos = self._position(start)
+            # A frame's bytes are contiguous: stop at the end of the ring.
+            end = _min64(end, start + <uint64_t>(self._capacity - pos))
             # The lowest lost range is consumed from its start, so dropping
             # everything below `end` removes exactly [start, end).
             self._lost.remove_below(end)
@@ -218,12 +236,14 @@ cdef class SendBuffer:
                 return -1
             start = self.sent_offset
             end = _min64(_min64(self.write_offset, flow_limit), start + <uint64_t>max_length)
+            pos = self._position(start)
+            end = _min64(end, start + <uint64_t>(self._capacity - pos))
             self.sent_offset = end
         elif self.fin_written and not self.fin_sent:
             self.fin_sent = True
             offset[0] = self.write_offset
             fin[0] = True
-            data[0] = self._data + (self.write_offset - self._data_offset) if self._data != NULL else NULL
+            data[0] = self._data
             return 0
         else:
             return -1
@@ -232,15 +252,15 @@ cdef class SendBuffer:
         if fin[0]:
             self.fin_sent = True
         offset[0] = start
-        data[0] = self._data + (start - self._data_offset)
+        data[0] = self._data + pos
         return <Py_ssize_t>(end - start)
 
     cdef void on_acked(self, uint64_t offset, uint64_t length, bint fin):
         """on_acked records that a STREAM frame [offset, offset+length) (with
-        the FIN when |fin|) was acknowledged; may compact the area."""
+        the FIN when |fin|) was acknowledged; releases the acknowledged
+        prefix (and the whole area when it empties and is large)."""
         cdef uint64_t start = _max64(offset, self.acked_offset)
         cdef uint64_t end = _min64(offset + length, self.sent_offset)
-        cdef uint64_t released
         if self.is_reset:
             return
         if fin and self.fin_written:
@@ -253,15 +273,18 @@ cdef class SendBuffer:
         self._acked.add(start, end)
         _remove_range(self._lost, start, end)
         if self._acked.starts[0] <= self.acked_offset:
+            self._start = self._position(self._acked.ends[0])
             self.acked_offset = self._acked.ends[0]
             self._acked.remove_below(self.acked_offset)
             self._lost.remove_below(self.acked_offset)
-            released = self.acked_offset - self._data_offset
-            if released >= <uint64_t>COMPACT_MIN_BYTES and released >= self.write_offset - self.acked_offset:
-                self._compact()
-            elif self.acked_offset == self.write_offset:
-                # Nothing held: restart at the front without copying.
-                self._data_offset = self.acked_offset
+            if self.acked_offset == self.write_offset:
+                # Nothing held: restart at the front (fewer wrapped frames),
+                # and give a large area back.
+                self._start = 0
+                if self._capacity > RELEASE_EMPTY_ABOVE:
+                    PyMem_Free(self._data)
+                    self._data = NULL
+                    self._capacity = 0
 
     cdef void on_lost(self, uint64_t offset, uint64_t length, bint fin):
         """on_lost queues the parts of [offset, offset+length) that are not
@@ -300,7 +323,8 @@ cdef class SendBuffer:
         PyMem_Free(self._data)
         self._data = NULL
         self._capacity = 0
-        self._data_offset = self.acked_offset = self.write_offset
+        self._start = 0
+        self.acked_offset = self.write_offset
 
     # Python-visible API (tests, slow path).
 
@@ -358,32 +382,47 @@ cdef class RecvBuffer:
         self._received = RangeSet()
 
     def __dealloc__(self):
-        PyMem_Free(self._data)
+        Py_XDECREF(self._store)
+
+    cdef void _drop_store(self) noexcept:
+        Py_XDECREF(self._store)
+        self._store = NULL
+        self._data = NULL
+        self._capacity = 0
 
     cdef int _reserve(self, uint64_t end) except -1:
-        """_reserve makes the area reach stream offset |end|, compacting the
-        consumed prefix first and growing with slack when that is not enough."""
+        """_reserve makes the area reach stream offset |end|: it moves the
+        held bytes to the front when that leaves a quarter free, else it
+        copies them into a larger area (doubling, or the last handed-over
+        size for a first area)."""
         cdef uint64_t need = end - self._data_offset
-        cdef Py_ssize_t live, capacity
-        cdef uint8_t* grown
+        cdef Py_ssize_t live = 0, capacity
+        cdef object fresh
         if need <= <uint64_t>self._capacity:
             return 0
-        live = 0
         if self._received.count:
             live = <Py_ssize_t>(self._received.ends[self._received.count - 1] - self.read_offset)
-        if live and self.read_offset > self._data_offset:
-            memmove(self._data, self._data + (self.read_offset - self._data_offset), live)
+        need = end - self.read_offset
+        if need * 4 <= <uint64_t>self._capacity * 3:
+            if live and self.read_offset > self._data_offset:
+                memmove(self._data, self._data + (self.read_offset - self._data_offset), live)
+            self._data_offset = self.read_offset
+            return 0
+        if self._capacity:
+            capacity = self._capacity * 2
+        else:
+            capacity = self._next_capacity if self._next_capacity > INITIAL_CAPACITY else INITIAL_CAPACITY
+        if <uint64_t>capacity < need:
+            capacity = <Py_ssize_t>need
+        fresh = PyBytes_FromStringAndSize(NULL, capacity)
+        if live:
+            memcpy(PyBytes_AS_STRING(fresh), self._data + (self.read_offset - self._data_offset), live)
+        self._drop_store()
+        Py_INCREF(fresh)
+        self._store = <PyObject*>fresh
+        self._data = <uint8_t*>PyBytes_AS_STRING(fresh)
+        self._capacity = capacity
         self._data_offset = self.read_offset
-        need = end - self._data_offset
-        if need > <uint64_t>self._capacity or need * 4 > <uint64_t>self._capacity * 3:
-            capacity = self._capacity * 2 if self._capacity else INITIAL_CAPACITY
-            if <uint64_t>capacity < need:
-                capacity = <Py_ssize_t>need
-            grown = <uint8_t*>PyMem_Realloc(self._data, capacity)
-            if grown == NULL:
-                raise MemoryError()
-            self._data = grown
-            self._capacity = capacity
         return 0
 
     cdef int receive(self, uint64_t offset, const uint8_t* data, Py_ssize_t length, bint fin) except -1:
@@ -460,13 +499,34 @@ cdef class RecvBuffer:
         return n
 
     cdef bytes read(self, Py_ssize_t max_length):
-        """read returns up to |max_length| contiguous bytes (-1: all)."""
+        """read returns up to |max_length| contiguous bytes (-1: all). When
+        that is everything held and the area starts at read_offset, the
+        area itself is returned, trimmed to size: no copy."""
         cdef Py_ssize_t n = self.readable()
+        cdef object out
         if 0 <= max_length < n:
             n = max_length
         if n <= 0:
             return b""
-        cdef bytes out = PyBytes_FromStringAndSize(NULL, n)
+        if (n >= HANDOVER_MIN_BYTES and self._data_offset == self.read_offset
+                and self._received.count == 1 and self._received.ends[0] == self.read_offset + <uint64_t>n):
+            if n < self._capacity:
+                try:
+                    # Shrinking never moves a block this large in practice;
+                    # on failure CPython has freed it and the data is gone.
+                    _PyBytes_Resize(&self._store, n)
+                except MemoryError:
+                    self._store = NULL
+                    self._drop_store()
+                    raise
+            out = <object>self._store
+            self._drop_store()
+            self._next_capacity = 2 * n if n < MAX_CAPACITY_HINT else 2 * MAX_CAPACITY_HINT
+            self.read_offset += <uint64_t>n
+            self._received.clear()
+            self._data_offset = self.read_offset
+            return out
+        out = PyBytes_FromStringAndSize(NULL, n)
         self.read_into(<uint8_t*>PyBytes_AS_STRING(out), n)
         return out
 
@@ -486,9 +546,7 @@ cdef class RecvBuffer:
         self.highest_offset = final_size
         self.reset_received = True
         self._received.clear()
-        PyMem_Free(self._data)
-        self._data = NULL
-        self._capacity = 0
+        self._drop_store()
         self._data_offset = self.read_offset
         return 0
 

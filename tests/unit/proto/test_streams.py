@@ -93,6 +93,67 @@ def test_reassembly_matches_bytes_model(data, cuts, extra, seed, read_sizes):
     assert r.highest_offset == len(data)
 
 
+def test_whole_read_hands_over_bytes_that_later_data_does_not_touch():
+    """A read of everything held returns the receive area itself (no copy);
+    what arrives afterwards goes to a new area, so bytes already returned
+    never change."""
+    r = RecvBuffer()
+    first = bytes(range(256)) * 40  # 10,240 bytes, above the hand-over size
+    r.receive_bytes(0, first)
+    got = r.read_bytes()
+    assert got == first and len(got) == len(first)
+    # Later data, at the next offset and out of order, then a whole read again.
+    second = bytes(reversed(first))
+    r.receive_bytes(len(first) + 5000, second[5000:])
+    r.receive_bytes(len(first), second[:5000])
+    assert got == first
+    again = r.read_bytes()
+    assert again == second
+    assert got == first
+    assert r.read_offset == 2 * len(first)
+    # Small reads copy; the buffer keeps working after either kind.
+    r.receive_bytes(2 * len(first), b"tail", True)
+    assert r.read_bytes(2) == b"ta" and r.read_bytes() == b"il"
+    assert r.finished()
+
+
+def test_partial_and_gapped_reads_copy_and_keep_the_rest():
+    r = RecvBuffer()
+    data = bytes(range(256)) * 64  # 16 KiB
+    r.receive_bytes(0, data[:8000])
+    r.receive_bytes(9000, data[9000:])  # a gap at [8000, 9000)
+    assert r.read_bytes() == data[:8000]  # not everything held: copied out
+    r.receive_bytes(8000, data[8000:9000])
+    head = r.read_bytes(3000)
+    assert head == data[8000:11000]
+    assert r.read_bytes() == data[11000:]
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    sizes=st.lists(st.integers(1, 9000), min_size=1, max_size=30),
+    seed=st.integers(0, 2**32),
+)
+def test_bulk_in_order_reads_match_model(sizes, seed):
+    """In-order frames of mixed sizes with whole and partial reads mixed, as
+    a bulk receiver sees them: every byte comes out once, in order, and no
+    returned bytes object changes afterwards."""
+    rng = random.Random(seed)
+    data = rng.randbytes(sum(sizes))
+    r = RecvBuffer()
+    reads, offset = [], 0
+    for size in sizes:
+        r.receive_bytes(offset, data[offset : offset + size], offset + size == len(data))
+        offset += size
+        if rng.random() < 0.6:
+            chunk = r.read_bytes(-1 if rng.random() < 0.7 else rng.randint(1, 5000))
+            reads.append((chunk, bytes(chunk)))
+    reads.append((r.read_bytes(), None))
+    assert b"".join(chunk for chunk, _ in reads) == data
+    assert all(snapshot is None or chunk == snapshot for chunk, snapshot in reads)
+    assert r.finished()
+
+
 # --- RecvBuffer: final size (RFC 9000 §4.5) -----------------------------------
 
 
@@ -310,6 +371,73 @@ def test_acked_prefix_is_freed():
     assert drain(s) == [(100_000, b"", True)]
     s.ack(100_000, 0, True)
     assert s.is_all_acked()
+
+
+def test_frames_stop_at_the_ring_end_and_growth_keeps_wrapped_bytes():
+    """The send area is a ring: after its front is acknowledged, new bytes
+    wrap around. A frame never spans the wrap (the next frame carries the
+    rest), and growing the ring while it is wrapped keeps every byte."""
+    s = SendBuffer()
+    data = bytes(random.Random(7).randbytes(40_000))
+    s.write_bytes(data[:3000])  # a 4 KiB ring
+    assert drain(s, max_length=5000) == [(0, data[:3000], False)]
+    s.ack(0, 2500)  # [2500, 3000) still held: the ring does not restart
+    s.write_bytes(data[3000:6000])  # ring positions 3000..4095, then 0..1903
+    frames = drain(s, max_length=5000)
+    assert frames == [(3000, data[3000:4096], False), (4096, data[4096:6000], False)]
+    s.lose(3000, 3000)  # a retransmission splits at the same place
+    assert drain(s, max_length=5000) == frames
+    s.write_bytes(data[6000:40_000])  # grows while wrapped
+    sent = drain(s, max_length=1200)
+    assert b"".join(piece for _, piece, _ in sent) == data[6000:40_000]
+    s.lose(2500, 37_500)
+    resent = drain(s, max_length=1 << 20)
+    assert b"".join(piece for _, piece, _ in resent) == data[2500:40_000]
+    s.ack(2500, 37_500)
+    assert s.buffered_bytes() == 0 and s.acked_offset == 40_000
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    ops=st.lists(
+        st.tuples(st.sampled_from("wwssalAA"), st.integers(1, 3000), st.integers(0, 2**16)),
+        min_size=1, max_size=150,
+    ),
+)
+def test_send_ring_matches_model(ops):
+    """Writes, sends, in- and out-of-order acks and losses in any order: each
+    frame carries exactly the model's bytes at its offset, and the buffer
+    holds exactly what is written and not yet acknowledged in order."""
+    s = SendBuffer()
+    model = bytearray()
+    outstanding = []  # frames sent and neither acked nor lost
+    acked = set()
+    for op, size, pick in ops:
+        if op == "w":
+            piece = bytes((len(model) + i) % 251 for i in range(size))
+            s.write_bytes(piece)
+            model += piece
+        elif op == "s":
+            frame = s.next_frame_py(1 << 62, size)
+            if frame is not None:
+                offset, piece, _ = frame
+                assert piece == bytes(model[offset : offset + len(piece)])
+                outstanding.append((offset, len(piece)))
+        elif outstanding:
+            offset, length = outstanding.pop(pick % len(outstanding) if op != "A" else 0)
+            if op == "l":
+                s.lose(offset, length)
+            else:
+                s.ack(offset, length)
+                acked.update(range(offset, offset + length))
+        in_order = s.acked_offset
+        assert all(i in acked for i in range(in_order)) and in_order not in acked
+        assert s.buffered_bytes() == len(model) - in_order
+    # Everything still held goes out again and matches.
+    for offset, length in outstanding:
+        s.lose(offset, length)
+    for offset, piece, _ in drain(s, max_length=7000):
+        assert piece == bytes(model[offset : offset + len(piece)])
 
 
 def test_reset_drops_everything():

@@ -280,3 +280,23 @@ def test_streams_blocked_sent_when_limit_reached():
         pair.client.open_stream()
     pair.drive_for(0.5)
     assert len(log.frames("streams_blocked")) == 1
+
+
+def test_drain_events_returns_everything_next_event_would():
+    """drain_events() hands over the queued events and then one
+    StreamDataAvailable per readable stream, as next_event() would, and
+    leaves nothing behind."""
+    pair = Pair(seed=25)
+    pair.handshake()
+    sids = []
+    for body in (b"a", b"bb", b"ccc"):
+        sids.append(pair.client.open_stream())
+        pair.client.send_stream_data(sids[-1], body, end_stream=True)
+    buf = bytearray(64 * 1500)
+    count, seg, total = pair.client.fill_send_buffer(buf, 64, pair.now)
+    assert count >= 1
+    pair.server.receive_segments(buf, total, seg, ("127.0.0.1", 50000), pair.now)
+    drained = pair.server.drain_events()
+    assert drained == [events.StreamOpened(sid) for sid in sids] + [events.StreamDataAvailable(sid) for sid in sids]
+    assert pair.server.drain_events() == [] and pair.server.next_event() is None
+    assert [pair.server.read_stream(sid) for sid in sids] == [(b"a", True), (b"bb", True), (b"ccc", True)]

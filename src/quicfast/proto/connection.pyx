@@ -271,13 +271,25 @@ cdef class Connection(PacketReceiver):
     def next_event(self):
         """Pop the next event, or None."""
         if self.readable_streams:
-            for sid in self.readable_streams:
-                self._events.append(StreamDataAvailable(sid))
-                (<Stream>self.streams[sid]).readable_reported = False
-            self.readable_streams.clear()
+            self._queue_readable_events()
         if self._events:
             return self._events.popleft()
         return None
+
+    def drain_events(self):
+        """Every pending event, oldest first, as a list (empty when none): the
+        same events as calling `next_event()` until None, in one call."""
+        if self.readable_streams:
+            self._queue_readable_events()
+        cdef list out = list(self._events)
+        self._events.clear()
+        return out
+
+    cdef void _queue_readable_events(self):
+        for sid in self.readable_streams:
+            self._events.append(StreamDataAvailable(sid))
+            (<Stream>self.streams[sid]).readable_reported = False
+        self.readable_streams.clear()
 
     def get_timer(self):
         """When `handle_timer` should next be called (seconds), or None."""

@@ -7,8 +7,9 @@ client connects with datagrams enabled, opens one bidirectional control stream a
 sends a request; the server then sends to the client:
 
 * ``datagrams``  `count` DATAGRAM frames of `size` bytes (default 100,000 × 1,000 B),
-  in bursts of `burst` (32) followed by ``await asyncio.sleep(0)`` so the event loop
-  gets to flush them and to read ACKs.  quicfast: ``conn.send_datagram(payload)``;
+  in bursts of `burst` (32).  quicfast: ``conn.send_datagram(payload)``, and after
+  each burst ``await conn.drain_datagrams()`` when more than DATAGRAM_LOW_WATER
+  frames are still queued (its backpressure);
   aioquic 1.7.2: ``protocol._quic.send_datagram_frame(payload)`` and one
   ``protocol.transmit()`` per burst (``max_datagram_frame_size=65536``).  Then it
   writes its own counters on the control stream and ends it.
@@ -16,7 +17,7 @@ sends a request; the server then sends to the client:
   bytes (a drain per burst): an application sending the same messages reliably.
 * ``stream-1M``  the same bytes on the control stream in 1 MiB writes (bulk).
 
-The client counts what it receives (``await conn.receive_datagram()`` /
+The client counts what it receives (``await conn.receive_datagrams()``, a batch per call /
 ``DatagramFrameReceived`` events) until it has everything or, after the server's
 end-of-run message, until nothing more arrives for 0.3 s.
 
@@ -82,6 +83,7 @@ def _parse(hdr: bytes):
 
 async def server_quicfast(args, paths) -> None:
     import quicfast
+    from quicfast.connection import DATAGRAM_LOW_WATER
     from quicfast.tls import TLSConfig
     tls = TLSConfig()
     tls.load_cert_chain(paths["cert"], paths["key"])
@@ -100,24 +102,18 @@ async def server_quicfast(args, paths) -> None:
             if op in (b"G", b"Y"):
                 send = conn.send_datagram
                 sleep = asyncio.sleep
-                stats = conn.stats
-                p0 = st0["packets_sent"]
                 waits = 0
                 for i in range(0, count, burst):
-                    if op == b"G" and i:
-                        # backlog = offered - packets out since the start (one 1,000-byte
-                        # datagram per packet); hold the next burst while more than one
-                        # burst is still queued, for at most PACE_CAP s (no deadlock when
-                        # several datagrams share a packet)
-                        t_wait = time.perf_counter()
-                        while i - (stats()["packets_sent"] - p0) > burst:
-                            waits += 1
-                            await sleep(0)
-                            if time.perf_counter() - t_wait > PACE_CAP:
-                                break
                     for _ in range(min(burst, count - i)):
                         send(payload)
-                    await sleep(0)
+                    if op == b"G":
+                        # backpressure: wait until at most DATAGRAM_LOW_WATER frames are queued
+                        if conn.datagrams_queued > DATAGRAM_LOW_WATER:
+                            waits += 1
+                            await conn.drain_datagrams()
+                    else:
+                        await sleep(0)
+                await conn.drain_datagrams()
             elif op == b"S":
                 for i in range(0, count, burst):
                     for _ in range(min(burst, count - i)):
@@ -271,11 +267,11 @@ async def client_quicfast(args) -> dict:
     stream.write(_request(args.workload, args.count, size, args.burst))
 
     async def rx_datagrams():
-        recv = conn.receive_datagram
+        recv = conn.receive_datagrams
         while True:
-            d = await recv()
-            counter.n += 1
-            counter.bytes += len(d)
+            batch = await recv()
+            counter.n += len(batch)
+            counter.bytes += sum(map(len, batch))
             counter.t_last = time.perf_counter()
             counter.changed.set()
 

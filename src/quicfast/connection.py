@@ -25,7 +25,13 @@ __all__ = ["Connection", "EarlyConnection", "ConnectionState"]
 
 _DEFAULT_CONFIG = Config()
 
-MAX_QUEUED_DATAGRAMS = 1024
+#: Received DATAGRAM payloads kept for receive_datagram(); beyond that the
+#: oldest is dropped (counted in stats()). Room for one readable callback's
+#: worth (transport.RECEIVE_BUDGET plus one GRO read) when the reader keeps up.
+MAX_QUEUED_DATAGRAMS = 4096
+#: drain_datagrams() returns once at most this many DATAGRAM frames wait to be
+#: sent (the engine holds up to 256 and drops the oldest beyond that).
+DATAGRAM_LOW_WATER = 32
 
 
 def _wake_all(waiters: list) -> None:
@@ -72,7 +78,10 @@ class Connection:
         self._accept_waiters: list = []
         self._stream_credit_waiters: list = []
         self._datagram_waiters: list = []
+        self._datagram_drain_waiters: list = []
         self._datagrams: collections.deque = collections.deque(maxlen=MAX_QUEUED_DATAGRAMS)
+        #: received DATAGRAM payloads dropped because MAX_QUEUED_DATAGRAMS were unread
+        self._datagrams_dropped_on_receive = 0
         self._drain_watchers: set = set()
         # Send backpressure across the streams: _send_estimate is never below the
         # unacknowledged bytes of the streams in _sending (written since their
@@ -185,6 +194,35 @@ class Connection:
         self._engine.send_datagram_frame(data)
         self._schedule_flush()
 
+    @property
+    def datagrams_queued(self) -> int:
+        """DATAGRAM frames accepted by `send_datagram` and not sent yet."""
+        return self._engine.datagrams_queued
+
+    async def drain_datagrams(self) -> None:
+        """Wait until at most `DATAGRAM_LOW_WATER` (32) DATAGRAM frames wait to
+        be sent: the datagram counterpart of a stream's `drain()`.
+
+        `send_datagram` never blocks; past 256 queued frames the oldest is
+        dropped (counted in ``stats()["datagrams_dropped"]``). A sender that
+        calls this after each burst loses nothing to that queue.
+
+        :raises ConnectionClosedError: (or the close cause) if the connection closes.
+        """
+        while self._engine.datagrams_queued > DATAGRAM_LOW_WATER:
+            self._raise_if_closed()
+            await self._wait(self._datagram_drain_waiters)
+
+    async def receive_datagrams(self) -> list[bytes]:
+        """Wait for DATAGRAM payloads and return every one received so far,
+        oldest first (at least one): `receive_datagram` for a whole batch."""
+        while not self._datagrams:
+            self._raise_if_closed()
+            await self._wait(self._datagram_waiters)
+        batch = list(self._datagrams)
+        self._datagrams.clear()
+        return batch
+
     async def receive_datagram(self) -> bytes:
         """Wait for the next DATAGRAM frame's payload."""
         while True:
@@ -240,8 +278,13 @@ class Connection:
         self._schedule_flush()
 
     def stats(self) -> dict:
-        """RTT, congestion window, bytes and packets sent/lost (quic-go ConnectionStats)."""
-        return self._engine.stats()
+        """RTT, congestion window, bytes and packets sent/lost (quic-go ConnectionStats),
+        and the DATAGRAM frames dropped before sending (``datagrams_dropped``) or
+        because the application left MAX_QUEUED_DATAGRAMS (4,096) unread
+        (``datagrams_dropped_on_receive``)."""
+        stats = self._engine.stats()
+        stats["datagrams_dropped_on_receive"] = self._datagrams_dropped_on_receive
+        return stats
 
     @property
     def close_error(self) -> Optional[BaseException]:
@@ -367,6 +410,8 @@ class Connection:
                 if self._stream_credit_waiters:
                     _wake_all(self._stream_credit_waiters)
             elif kind is events.DatagramReceived:
+                if len(self._datagrams) == MAX_QUEUED_DATAGRAMS:
+                    self._datagrams_dropped_on_receive += 1   # the deque drops the oldest
                 self._datagrams.append(event.data)
                 if self._datagram_waiters:
                     _wake_all(self._datagram_waiters)
@@ -378,6 +423,8 @@ class Connection:
                 self.zero_rtt_rejected = True
             elif kind is events.ConnectionTerminated:
                 self._on_terminated(event.error)
+        if self._datagram_drain_waiters and self._engine.datagrams_queued <= DATAGRAM_LOW_WATER:
+            _wake_all(self._datagram_drain_waiters)
         if self._drain_watchers:
             # Input may have acknowledged data: count again (once for all watchers).
             self._send_stale = True
@@ -402,6 +449,7 @@ class Connection:
         _wake_all(self._accept_waiters)
         _wake_all(self._stream_credit_waiters)
         _wake_all(self._datagram_waiters)
+        _wake_all(self._datagram_drain_waiters)
         if self._timer_handle is not None:
             self._timer_handle.cancel()
             self._timer_handle = None

@@ -41,6 +41,8 @@ MAX_BATCHES_PER_FLUSH = 8
 #: Server handshakes in progress before new clients must first answer a Retry
 #: (quic-go's MaxUnvalidatedHandshakes idea): bounds what spoofed Initials cost.
 MAX_HALF_OPEN = 256
+#: Datagrams one readable callback processes before yielding to the loop.
+RECEIVE_BUDGET = 1024
 SEND_BUFFER_SIZE = MAX_DATAGRAMS_PER_FLUSH * 1500
 #: A timer handle that fires this close to the engine's deadline hands over at once.
 TIMER_SLACK = 0.0001
@@ -401,7 +403,11 @@ class Transport:
         udp = self._udp
         now = self._loop.time()
         touched = set()
-        for _ in range(4):   # bounded: let other callbacks run between batches
+        received = 0
+        # Bounded: at most 4 reads and about RECEIVE_BUDGET datagrams (a read of
+        # GRO super-packets can hold thousands), then other callbacks run, among
+        # them the tasks reading what was just received.
+        for _ in range(4):
             try:
                 count = udp.recv_batch()
             except OSError:
@@ -421,7 +427,8 @@ class Transport:
                         self._detach(conn)      # its first Initial did not even decrypt: keep nothing
                         continue
                     touched.add(conn)
-            if count < 64:
+            received += count
+            if count < 64 or received >= RECEIVE_BUDGET:
                 break
         for conn in touched:
             self._after_input(conn)

@@ -266,6 +266,7 @@ cdef class Connection(PacketReceiver):
             "packets_received": self.packets_received,
             "packets_lost": r.packets_lost,
             "bytes_lost": r.bytes_lost,
+            "datagrams_dropped": self.datagrams_dropped,
         }
 
     def next_event(self):
@@ -445,6 +446,7 @@ cdef class Connection(PacketReceiver):
             raise errors.DatagramTooLargeError(limit)
         if len(self.datagrams_out) >= MAX_DATAGRAM_QUEUE:
             self.datagrams_out.popleft()  # oldest first: datagrams are unreliable
+            self.datagrams_dropped += 1
         self.datagrams_out.append(bytes(data))
 
     @property

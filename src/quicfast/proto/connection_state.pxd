@@ -199,6 +199,9 @@ cdef class ConnectionState(FrameHandler):
     cdef bint max_data_pending, data_blocked_pending
     # Datagrams.
     cdef object datagrams_out
+    # datagrams_dropped counts DATAGRAM frames dropped before sending (queue
+    # full, or too large after the path size shrank).
+    cdef readonly uint64_t datagrams_dropped
     cdef uint64_t peer_max_datagram_frame_size
     # Timers and idle.
     cdef int64_t idle_timeout_ns

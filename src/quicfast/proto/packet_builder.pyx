@@ -536,6 +536,7 @@ cdef class PacketBuilder(ConnectionState):
             dgram = self.datagrams_out[0]
             if len(dgram) > self.max_datagram_payload:
                 self.datagrams_out.popleft()   # no longer fits (the path size shrank): drop it
+                self.datagrams_dropped += 1
                 continue
             if w.end - w.pos < 1 + varint_size(len(dgram)) + len(dgram):
                 break

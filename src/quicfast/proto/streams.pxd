@@ -12,10 +12,25 @@ cdef enum:
     FINAL_SIZE_ERROR = 0x06
 
 
+cdef struct SendSegment:
+    # offset is the stream offset of data[0].
+    uint64_t offset
+    # length is the number of stream bytes held at data.
+    Py_ssize_t length
+    # capacity is the allocated size of an owned segment (== length when lent).
+    Py_ssize_t capacity
+    uint8_t* data
+    # owner is the bytes object lent by write_object (a reference is held),
+    # or NULL when data was allocated here.
+    PyObject* owner
+
+
 cdef class SendBuffer:
     # Bytes written by the application, kept from the lowest unacknowledged
-    # offset up in a ring, so acknowledged bytes are released without moving
-    # the rest. New data is sent once, lost ranges are re-sent.
+    # offset up as a list of segments: copies into segments of our own, or
+    # large bytes objects kept by reference. Acknowledged segments are
+    # released whole; no byte is moved. New data is sent once, lost ranges
+    # are re-sent.
 
     # acked_offset is the stream offset below which everything is acknowledged
     # (and no longer held).
@@ -30,18 +45,22 @@ cdef class SendBuffer:
     # is_reset is set by reset(): nothing more is sent or accepted.
     cdef public bint is_reset
 
-    # _data is a ring of _capacity bytes holding stream offsets acked_offset
-    # up to write_offset; the byte at acked_offset is _data[_start].
-    cdef uint8_t* _data
-    cdef Py_ssize_t _capacity
-    cdef Py_ssize_t _start
+    # _segments[_first:_first + _count] cover stream offsets from at most
+    # acked_offset up to write_offset, in order; _allocated is the array size.
+    cdef SendSegment* _segments
+    cdef Py_ssize_t _first, _count, _allocated
+    # _cursor is the index last found by _find (frames are mostly in order).
+    cdef Py_ssize_t _cursor
+    # _next_size is the size of the next segment of our own (doubles up to
+    # a cap while the stream keeps data buffered).
+    cdef Py_ssize_t _next_size
     # _acked holds acknowledged ranges above acked_offset.
     cdef RangeSet _acked
     # _lost holds ranges declared lost and not yet re-sent (never acked ones).
     cdef RangeSet _lost
 
-    cdef Py_ssize_t _position(self, uint64_t offset) noexcept
-    cdef int _grow(self, Py_ssize_t need) except -1
+    cdef Py_ssize_t _find(self, uint64_t offset) noexcept
+    cdef SendSegment* _append(self) except NULL
     cdef int write(self, const uint8_t* data, Py_ssize_t length) except -1
     cdef void write_fin(self)
     cdef bint has_data_to_send(self, uint64_t flow_limit)
@@ -52,6 +71,8 @@ cdef class SendBuffer:
     cdef uint64_t buffered(self)
     cdef bint all_acked(self)
     cdef void reset(self)
+    cdef int write_object(self, bytes data) except -1
+    cdef void _release_front(self) noexcept
 
 
 cdef class RecvBuffer:

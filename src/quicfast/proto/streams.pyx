@@ -9,21 +9,24 @@ have checked limits before it is called.
 
 Theory of operation
 -------------------
-`SendBuffer` keeps the bytes from `acked_offset` up to `write_offset` in a
-ring: the byte at stream offset `o` sits at `_data[(_start + o - acked_offset)
-mod _capacity]`. Three cursors and two range sets describe it:
+`SendBuffer` keeps the bytes from `acked_offset` up to `write_offset` as an
+ordered list of segments. `write` copies into segments of our own (appending
+to the last one while it has room; each new one twice the size of the
+previous, up to 1 MiB); `write_object` keeps a large bytes object by
+reference instead (bytes are immutable), so the application's bytes go
+straight from its object into packets. Three cursors and two range sets
+describe what is sent:
 
     acked_offset <= sent_offset <= write_offset
     _acked: acknowledged ranges above acked_offset (out-of-order ACKs)
     _lost:  ranges to re-send, disjoint from _acked, below sent_offset
 
 `next_frame` drains `_lost` from its lowest range first, then sends new bytes
-from `sent_offset`; a frame stops at the end of the ring (the next one starts
-at its front), so each frame's bytes are contiguous. When the acknowledged
-prefix grows, `_start` moves forward: no byte is ever moved to release
-space. Only growth copies, and only the part of the ring that had wrapped
-(realloc keeps the rest in place), so each byte is written once by the
-application and read once per frame that carries it.
+from `sent_offset`; a frame stops at the end of its segment (the next frame
+carries on from the next one), so each frame's bytes are contiguous. When
+the acknowledged prefix passes the end of a segment, the segment is freed
+(or its object released): no byte is ever moved, and a segment's bytes stay
+where they are until it is released.
 
 `RecvBuffer` mirrors it with a linear area that starts at `_data_offset` (at
 most `read_offset`); each arriving frame is copied once at its offset, only
@@ -35,11 +38,11 @@ returns it, so in-order data is copied once on its way from the packet to
 the application. Other reads copy out, and a consumed prefix is moved away
 only once it is at least as large as what is left (amortised).
 
-Pointers handed out by `next_frame` point into the ring and stay valid until
-the next call that can move or free it: `write`, `on_acked`, `reset`.
+Pointers handed out by `next_frame` point into a segment and stay valid until
+the next call that can free it: `on_acked`, `reset`.
 """
 
-from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, _PyBytes_Resize
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE, _PyBytes_Resize
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_INCREF, Py_XDECREF
@@ -54,9 +57,11 @@ cdef enum:
     # INITIAL_CAPACITY is the first allocation of a buffer (made lazily, so
     # idle streams hold no data memory).
     INITIAL_CAPACITY = 4096
-    # RELEASE_EMPTY_ABOVE: a send ring larger than this is freed whenever it
-    # holds nothing, so an idle stream keeps no large area.
-    RELEASE_EMPTY_ABOVE = 16384
+    # MAX_SEGMENT is the largest segment of our own made for small writes.
+    MAX_SEGMENT = 1 << 20
+    # LEND_MIN_BYTES: write_object keeps bytes objects this large by
+    # reference; smaller ones are copied (a segment boundary splits a frame).
+    LEND_MIN_BYTES = 32768
     # HANDOVER_MIN_BYTES: a read this large takes the receive area itself;
     # smaller ones copy (a fresh area would cost more than the copy).
     HANDOVER_MIN_BYTES = 2048
@@ -133,65 +138,127 @@ cdef class SendBuffer:
     def __cinit__(self):
         self._acked = RangeSet()
         self._lost = RangeSet()
+        self._next_size = INITIAL_CAPACITY
 
     def __dealloc__(self):
-        PyMem_Free(self._data)
+        self.acked_offset = self.write_offset
+        self._release_front()
+        PyMem_Free(self._segments)
 
-    cdef Py_ssize_t _position(self, uint64_t offset) noexcept:
-        """_position is the ring index of stream |offset| (acked_offset <=
-        offset <= write_offset)."""
-        cdef Py_ssize_t pos = self._start + <Py_ssize_t>(offset - self.acked_offset)
-        if pos >= self._capacity:
-            pos -= self._capacity
-        return pos
+    cdef Py_ssize_t _find(self, uint64_t offset) noexcept:
+        """_find is the index of the segment holding stream |offset|
+        (acked_offset <= offset < write_offset)."""
+        cdef Py_ssize_t lo = self._first, hi = self._first + self._count, mid
+        cdef SendSegment* seg
+        if lo <= self._cursor < hi:
+            seg = &self._segments[self._cursor]
+            if seg.offset <= offset < seg.offset + <uint64_t>seg.length:
+                return self._cursor
+            if self._cursor + 1 < hi:
+                seg += 1
+                if seg.offset <= offset < seg.offset + <uint64_t>seg.length:
+                    self._cursor += 1
+                    return self._cursor
+        # Binary search: the last segment starting at or below offset.
+        while hi - lo > 1:
+            mid = (lo + hi) >> 1
+            if self._segments[mid].offset <= offset:
+                lo = mid
+            else:
+                hi = mid
+        self._cursor = lo
+        return lo
 
-    cdef int _grow(self, Py_ssize_t need) except -1:
-        """_grow makes the ring hold at least |need| bytes (doubling). The
-        live bytes keep their ring indexes except the wrapped part, which is
-        copied to just past the old end."""
-        cdef Py_ssize_t live = <Py_ssize_t>(self.write_offset - self.acked_offset)
-        cdef Py_ssize_t old = self._capacity
-        cdef Py_ssize_t capacity = old * 2 if old else INITIAL_CAPACITY
-        cdef uint8_t* grown
-        while capacity < need:
-            capacity *= 2
-        if live == 0:
-            # Nothing to keep: a fresh area, no copy.
-            PyMem_Free(self._data)
-            self._data = NULL
-            self._capacity = 0
-            self._start = 0
-            grown = <uint8_t*>PyMem_Malloc(capacity)
-        else:
-            grown = <uint8_t*>PyMem_Realloc(self._data, capacity)
-        if grown == NULL:
-            raise MemoryError()
-        self._data = grown
-        self._capacity = capacity
-        if self._start + live > old:
-            # The ring had wrapped: its front part follows the old end now
-            # (capacity >= 2 * old, so it fits).
-            memcpy(grown + old, grown, self._start + live - old)
-        return 0
+    cdef SendSegment* _append(self) except NULL:
+        """_append adds an empty segment at write_offset and returns it."""
+        cdef Py_ssize_t allocated
+        cdef SendSegment* grown
+        cdef SendSegment* seg
+        if self._first + self._count == self._allocated:
+            if self._first:
+                memmove(self._segments, self._segments + self._first, self._count * sizeof(SendSegment))
+                self._cursor -= self._first
+                self._first = 0
+            else:
+                allocated = self._allocated * 2 if self._allocated else 8
+                grown = <SendSegment*>PyMem_Realloc(self._segments, allocated * sizeof(SendSegment))
+                if grown == NULL:
+                    raise MemoryError()
+                self._segments = grown
+                self._allocated = allocated
+        seg = &self._segments[self._first + self._count]
+        seg.offset = self.write_offset
+        seg.length = seg.capacity = 0
+        seg.data = NULL
+        seg.owner = NULL
+        self._count += 1
+        return seg
+
+    cdef void _release_front(self) noexcept:
+        """_release_front frees the segments that end at or below
+        acked_offset (all of them once everything is acknowledged)."""
+        cdef SendSegment* seg
+        while self._count:
+            seg = &self._segments[self._first]
+            if seg.offset + <uint64_t>seg.length > self.acked_offset:
+                break
+            if seg.owner != NULL:
+                Py_XDECREF(seg.owner)
+            else:
+                PyMem_Free(seg.data)
+            self._first += 1
+            self._count -= 1
+        if self._count == 0:
+            self._first = 0
+            self._cursor = 0
+            # An emptied buffer starts over with a small segment.
+            self._next_size = INITIAL_CAPACITY
 
     cdef int write(self, const uint8_t* data, Py_ssize_t length) except -1:
         """write appends |length| bytes (copied) at write_offset. Raises
         ValueError after write_fin or reset."""
-        cdef Py_ssize_t live, pos, first
+        cdef SendSegment* seg = NULL
+        cdef Py_ssize_t n, capacity
         if self.fin_written or self.is_reset:
             raise ValueError("cannot write to a stream after FIN or reset")
-        if length <= 0:
-            return 0
-        live = <Py_ssize_t>(self.write_offset - self.acked_offset)
-        if live + length > self._capacity:
-            self._grow(live + length)
-        pos = self._position(self.write_offset)
-        first = self._capacity - pos
-        if first >= length:
-            memcpy(self._data + pos, data, length)
-        else:
-            memcpy(self._data + pos, data, first)
-            memcpy(self._data, data + first, length - first)
+        while length > 0:
+            if self._count:
+                seg = &self._segments[self._first + self._count - 1]
+            if seg == NULL or seg.owner != NULL or seg.length == seg.capacity:
+                capacity = self._next_size
+                if capacity < length:
+                    capacity = length
+                seg = self._append()
+                seg.data = <uint8_t*>PyMem_Malloc(capacity)
+                if seg.data == NULL:
+                    self._count -= 1
+                    raise MemoryError()
+                seg.capacity = capacity
+                if self._next_size < MAX_SEGMENT:
+                    self._next_size *= 2
+            n = seg.capacity - seg.length
+            if n > length:
+                n = length
+            memcpy(seg.data + seg.length, data, n)
+            seg.length += n
+            self.write_offset += <uint64_t>n
+            data += n
+            length -= n
+        return 0
+
+    cdef int write_object(self, bytes data) except -1:
+        """write_object appends |data|: a large bytes object is kept by
+        reference until its last byte is acknowledged (no copy), a small one
+        is copied like write. Raises ValueError after write_fin or reset."""
+        cdef Py_ssize_t length = PyBytes_GET_SIZE(data)
+        cdef SendSegment* seg
+        if length < LEND_MIN_BYTES or self.fin_written or self.is_reset:
+            return self.write(<const uint8_t*>PyBytes_AS_STRING(data), length)
+        seg = self._append()
+        seg.data = <uint8_t*>PyBytes_AS_STRING(data)
+        seg.length = seg.capacity = length
+        Py_INCREF(data)
+        seg.owner = <PyObject*>data
         self.write_offset += <uint64_t>length
         return 0
 
@@ -219,15 +286,15 @@ cdef class SendBuffer:
         length: 0 with *fin set for a bare FIN, -1 when there is nothing to
         send or |max_length| leaves no room for data."""
         cdef uint64_t start, end
-        cdef Py_ssize_t pos
+        cdef SendSegment* seg
         if self.is_reset:
             return -1
         if self._lost.count and max_length > 0:
             start = self._lost.starts[0]
             end = _min64(self._lost.ends[0], start + <uint64_t>max_length)
-            pos = self._position(start)
-            # A frame's bytes are contiguous: stop at the end of the ring.
-            end = _min64(end, start + <uint64_t>(self._capacity - pos))
+            seg = &self._segments[self._find(start)]
+            # A frame's bytes are contiguous: stop at the end of the segment.
+            end = _min64(end, seg.offset + <uint64_t>seg.length)
             # The lowest lost range is consumed from its start, so dropping
             # everything below `end` removes exactly [start, end).
             self._lost.remove_below(end)
@@ -236,14 +303,14 @@ cdef class SendBuffer:
                 return -1
             start = self.sent_offset
             end = _min64(_min64(self.write_offset, flow_limit), start + <uint64_t>max_length)
-            pos = self._position(start)
-            end = _min64(end, start + <uint64_t>(self._capacity - pos))
+            seg = &self._segments[self._find(start)]
+            end = _min64(end, seg.offset + <uint64_t>seg.length)
             self.sent_offset = end
         elif self.fin_written and not self.fin_sent:
             self.fin_sent = True
             offset[0] = self.write_offset
             fin[0] = True
-            data[0] = self._data
+            data[0] = NULL
             return 0
         else:
             return -1
@@ -252,13 +319,13 @@ cdef class SendBuffer:
         if fin[0]:
             self.fin_sent = True
         offset[0] = start
-        data[0] = self._data + pos
+        data[0] = seg.data + (start - seg.offset)
         return <Py_ssize_t>(end - start)
 
     cdef void on_acked(self, uint64_t offset, uint64_t length, bint fin):
         """on_acked records that a STREAM frame [offset, offset+length) (with
-        the FIN when |fin|) was acknowledged; releases the acknowledged
-        prefix (and the whole area when it empties and is large)."""
+        the FIN when |fin|) was acknowledged; releases the segments the
+        acknowledged prefix now covers."""
         cdef uint64_t start = _max64(offset, self.acked_offset)
         cdef uint64_t end = _min64(offset + length, self.sent_offset)
         if self.is_reset:
@@ -273,18 +340,10 @@ cdef class SendBuffer:
         self._acked.add(start, end)
         _remove_range(self._lost, start, end)
         if self._acked.starts[0] <= self.acked_offset:
-            self._start = self._position(self._acked.ends[0])
             self.acked_offset = self._acked.ends[0]
             self._acked.remove_below(self.acked_offset)
             self._lost.remove_below(self.acked_offset)
-            if self.acked_offset == self.write_offset:
-                # Nothing held: restart at the front (fewer wrapped frames),
-                # and give a large area back.
-                self._start = 0
-                if self._capacity > RELEASE_EMPTY_ABOVE:
-                    PyMem_Free(self._data)
-                    self._data = NULL
-                    self._capacity = 0
+            self._release_front()
 
     cdef void on_lost(self, uint64_t offset, uint64_t length, bint fin):
         """on_lost queues the parts of [offset, offset+length) that are not
@@ -320,17 +379,23 @@ cdef class SendBuffer:
         self.is_reset = True
         self._acked.clear()
         self._lost.clear()
-        PyMem_Free(self._data)
-        self._data = NULL
-        self._capacity = 0
-        self._start = 0
         self.acked_offset = self.write_offset
+        self._release_front()
 
     # Python-visible API (tests, slow path).
 
     def write_bytes(self, const uint8_t[::1] data not None):
-        """Append `data`; raises ValueError after the FIN or a reset."""
+        """Append `data` (copied); raises ValueError after the FIN or a reset."""
         self.write(&data[0] if data.shape[0] else NULL, data.shape[0])
+
+    def write_bytes_object(self, bytes data not None):
+        """Append `data`, kept by reference when large; raises ValueError
+        after the FIN or a reset."""
+        self.write_object(data)
+
+    def segment_count(self):
+        """How many segments hold the buffered bytes (for tests)."""
+        return self._count
 
     def write_eof(self):
         self.write_fin()

@@ -1,6 +1,7 @@
 """Stream send/receive buffers (RFC 9000 §2.2, §3, §4.5) against a bytes model."""
 
 import random
+import sys
 
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -373,49 +374,80 @@ def test_acked_prefix_is_freed():
     assert s.is_all_acked()
 
 
-def test_frames_stop_at_the_ring_end_and_growth_keeps_wrapped_bytes():
-    """The send area is a ring: after its front is acknowledged, new bytes
-    wrap around. A frame never spans the wrap (the next frame carries the
-    rest), and growing the ring while it is wrapped keeps every byte."""
+def test_frames_stop_at_segment_ends_and_segments_are_released_when_acked():
+    """Copied bytes fill segments of our own (4 KiB, then 8 KiB, ...). A frame
+    never spans two segments (the next frame carries on), retransmissions
+    split the same way, and a segment goes once everything in it is acked."""
     s = SendBuffer()
     data = bytes(random.Random(7).randbytes(40_000))
-    s.write_bytes(data[:3000])  # a 4 KiB ring
+    s.write_bytes(data[:3000])  # a 4 KiB segment
     assert drain(s, max_length=5000) == [(0, data[:3000], False)]
-    s.ack(0, 2500)  # [2500, 3000) still held: the ring does not restart
-    s.write_bytes(data[3000:6000])  # ring positions 3000..4095, then 0..1903
+    s.ack(0, 2500)  # [2500, 3000) still held: the segment stays
+    assert s.segment_count() == 1
+    s.write_bytes(data[3000:6000])  # fills the first segment to 4096, then a second
     frames = drain(s, max_length=5000)
     assert frames == [(3000, data[3000:4096], False), (4096, data[4096:6000], False)]
-    s.lose(3000, 3000)  # a retransmission splits at the same place
+    s.lose(3000, 3000)
     assert drain(s, max_length=5000) == frames
-    s.write_bytes(data[6000:40_000])  # grows while wrapped
+    s.write_bytes(data[6000:40_000])
     sent = drain(s, max_length=1200)
     assert b"".join(piece for _, piece, _ in sent) == data[6000:40_000]
     s.lose(2500, 37_500)
     resent = drain(s, max_length=1 << 20)
     assert b"".join(piece for _, piece, _ in resent) == data[2500:40_000]
-    s.ack(2500, 37_500)
-    assert s.buffered_bytes() == 0 and s.acked_offset == 40_000
+    segments = s.segment_count()
+    s.ack(2500, 1596)  # the first segment is now wholly acknowledged
+    assert s.segment_count() == segments - 1
+    s.ack(4096, 35_904)
+    assert s.buffered_bytes() == 0 and s.acked_offset == 40_000 and s.segment_count() == 0
+
+
+def test_large_bytes_objects_are_sent_by_reference_until_acked():
+    s = SendBuffer()
+    big = random.Random(3).randbytes(100_000)
+    refs = sys.getrefcount(big)
+    s.write_bytes_object(b"head")  # small: copied
+    s.write_bytes_object(big)  # large: kept by reference
+    assert sys.getrefcount(big) == refs + 1
+    s.write_bytes_object(b"tail")  # a new segment after the lent one
+    assert s.segment_count() == 3
+    frames = drain(s, max_length=1 << 20)
+    assert frames == [(0, b"head", False), (4, big, False), (100_004, b"tail", False)]
+    s.ack(0, 50_004)
+    assert sys.getrefcount(big) == refs + 1  # partly acked: still held
+    s.lose(50_004, 50_004)
+    assert drain(s, max_length=1 << 20) == [(50_004, big[50_000:], False), (100_004, b"tail", False)]
+    s.ack(50_004, 50_000)
+    assert sys.getrefcount(big) == refs and s.segment_count() == 1
+    s.write_bytes_object(big)
+    s.reset_stream()
+    assert sys.getrefcount(big) == refs and s.segment_count() == 0
+    with pytest.raises(ValueError):
+        s.write_bytes_object(big)
 
 
 @settings(max_examples=150, deadline=None)
 @given(
     ops=st.lists(
-        st.tuples(st.sampled_from("wwssalAA"), st.integers(1, 3000), st.integers(0, 2**16)),
+        st.tuples(st.sampled_from("wwossalAA"), st.integers(1, 3000), st.integers(0, 2**16)),
         min_size=1, max_size=150,
     ),
 )
-def test_send_ring_matches_model(ops):
-    """Writes, sends, in- and out-of-order acks and losses in any order: each
-    frame carries exactly the model's bytes at its offset, and the buffer
-    holds exactly what is written and not yet acknowledged in order."""
+def test_send_segments_match_model(ops):
+    """Copied and by-reference writes, sends, in- and out-of-order acks and
+    losses in any order: each frame carries exactly the model's bytes at its
+    offset, and the buffer holds exactly what is written and not yet
+    acknowledged in order."""
     s = SendBuffer()
     model = bytearray()
     outstanding = []  # frames sent and neither acked nor lost
     acked = set()
     for op, size, pick in ops:
-        if op == "w":
+        if op in "wo":
+            if op == "o":
+                size *= 20  # up to 60,000: above and below the by-reference size
             piece = bytes((len(model) + i) % 251 for i in range(size))
-            s.write_bytes(piece)
+            s.write_bytes(piece) if op == "w" else s.write_bytes_object(piece)
             model += piece
         elif op == "s":
             frame = s.next_frame_py(1 << 62, size)

@@ -146,7 +146,7 @@ class QuicfastEndpoint(Endpoint):
 
     def poll(self):
         conn, on_data = self.conn, self.on_data
-        while (event := conn.next_event()) is not None:
+        for event in conn.drain_events():   # one call per batch
             kind = type(event)
             if kind is self._available:
                 data, fin = conn.read_stream(event.stream_id)

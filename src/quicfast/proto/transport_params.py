@@ -15,10 +15,15 @@ not fit its parameter's wire format, and a server-only parameter sent by a
 client, and ignores ids it does not know (including the reserved
 31 * N + 27 ones, RFC 9000 §18.1). It then checks the decoded record as a
 whole (value ranges, cross-parameter rules) with the same function that
-`encode_transport_parameters` uses on our own configuration. Every problem in
+`encode_transport_parameters` uses on our own configuration (a quick test of
+every rule first, rule by rule only when that test fails). Every problem in
 a peer's parameters raises `quicfast.errors.TransportError` with
 TRANSPORT_PARAMETER_ERROR and a reason naming the parameter; problems in our
 own parameters raise `ValueError`.
+
+The encoder keeps the encoding of the configuration-dependent parameters,
+checked once per distinct set of values and role, and adds each connection's
+connection IDs and reset token to it.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from __future__ import annotations
 import ipaddress
 import os
 from dataclasses import dataclass, fields
+from operator import attrgetter
 
 from ..errors import TransportError, TransportErrorCode
 from .buffer import Buffer, BufferReadError, encode_varint
@@ -150,6 +156,9 @@ _SERVER_ONLY = (
     "retry_source_connection_id",
 )
 
+#: id -> (field name, wire format, server-only), for the decoder
+_DECODING = {pid: (name, kind, name in _SERVER_ONLY) for pid, (name, kind) in _PARAMETERS.items()}
+
 _DEFAULTS = {f.name: f.default for f in fields(TransportParameters)}
 
 # RFC 9000 §7.4.1 (and RFC 9221 §3 for max_datagram_frame_size): a server that
@@ -183,8 +192,54 @@ def _parameter_error(reason: str) -> TransportError:
 def _problem(params: TransportParameters, from_server: bool | None) -> str | None:
     """The first rule `params` breaks, as a reason naming the parameter, or None.
 
-    `from_server` None skips the server-only check.
+    `from_server` None skips the server-only check. A quick test of every
+    rule at once clears the common case; anything it cannot clear (including
+    any preferred_address or version_information) goes through
+    `_first_problem`, which names the first rule broken in parameter order.
     """
+    p = params
+    if from_server is False and (
+        p.original_destination_connection_id is not None
+        or p.stateless_reset_token is not None
+        or p.preferred_address is not None
+        or p.retry_source_connection_id is not None
+    ):
+        return _first_problem(params, from_server)
+    ints = (
+        p.max_idle_timeout, p.max_udp_payload_size, p.initial_max_data,
+        p.initial_max_stream_data_bidi_local, p.initial_max_stream_data_bidi_remote,
+        p.initial_max_stream_data_uni, p.initial_max_streams_bidi, p.initial_max_streams_uni,
+        p.ack_delay_exponent, p.max_ack_delay, p.active_connection_id_limit,
+    )  # every integer parameter that cannot be None
+    odcid, iscid, rscid = (
+        p.original_destination_connection_id, p.initial_source_connection_id, p.retry_source_connection_id
+    )
+    datagram, min_ack = p.max_datagram_frame_size, p.min_ack_delay
+    if (
+        min(ints) < 0
+        or max(ints) > _MAX_VARINT
+        or p.max_udp_payload_size < MIN_UDP_PAYLOAD_SIZE
+        or p.initial_max_streams_bidi > MAX_STREAMS_LIMIT
+        or p.initial_max_streams_uni > MAX_STREAMS_LIMIT
+        or p.ack_delay_exponent > MAX_ACK_DELAY_EXPONENT
+        or p.max_ack_delay >= MAX_ACK_DELAY_LIMIT
+        or p.active_connection_id_limit < MIN_ACTIVE_CONNECTION_ID_LIMIT
+        or (datagram is not None and not 0 <= datagram <= _MAX_VARINT)
+        or (min_ack is not None and not 0 <= min_ack < MIN_ACK_DELAY_LIMIT)
+        or (min_ack is not None and min_ack > p.max_ack_delay * 1000)
+        or (odcid is not None and len(odcid) > MAX_CID_LENGTH)
+        or (iscid is not None and len(iscid) > MAX_CID_LENGTH)
+        or (rscid is not None and len(rscid) > MAX_CID_LENGTH)
+        or (p.stateless_reset_token is not None and len(p.stateless_reset_token) != STATELESS_RESET_TOKEN_LENGTH)
+        or p.preferred_address is not None
+        or p.version_information is not None
+    ):
+        return _first_problem(params, from_server)
+    return None
+
+
+def _first_problem(params: TransportParameters, from_server: bool | None) -> str | None:
+    """`_problem` rule by rule: the first rule broken, in parameter order, or None."""
     if from_server is False:
         for name in _SERVER_ONLY:
             if getattr(params, name) is not None:
@@ -273,6 +328,41 @@ def _encode_value(kind: int, value) -> bytes:
     return b"".join(v.to_bytes(4, "big") for v in (value.chosen_version, *value.available_versions))
 
 
+#: The per-connection parameters (connection IDs and the reset token), in id
+#: order, each followed by the run of other parameters that comes after it on
+#: the wire; `_encode_static` encodes the runs once per configuration.
+_CONNECTION_FIELDS = (
+    "original_destination_connection_id",
+    "stateless_reset_token",
+    "initial_source_connection_id",
+    "retry_source_connection_id",
+)
+_STATIC_FIELDS = tuple(name for name, _ in _PARAMETERS.values() if name not in _CONNECTION_FIELDS)
+_static_values = attrgetter(*_STATIC_FIELDS)
+#: (is_client, static field values) -> the encoded runs between the
+#: connection fields: before 0x00, 0x00..0x02, 0x02..0x0f, 0x0f..0x10, after 0x10
+_STATIC_CACHE: dict[tuple, tuple[bytes, ...]] = {}
+_STATIC_CACHE_SIZE = 64
+
+
+def _encode_parameter(pid: int, kind: int, value) -> bytes:
+    encoded = _encode_value(kind, value)
+    return encode_varint(pid) + encode_varint(len(encoded)) + encoded
+
+
+def _encode_static(params: TransportParameters) -> tuple[bytes, ...]:
+    runs: list[list[bytes]] = [[]]
+    for pid, (name, kind) in _PARAMETERS.items():
+        if name in _CONNECTION_FIELDS:
+            runs.append([])
+            continue
+        value = getattr(params, name)
+        if value is None or value is False or value == _DEFAULTS[name]:
+            continue
+        runs[-1].append(_encode_parameter(pid, kind, value))
+    return tuple(b"".join(run) for run in runs)
+
+
 def encode_transport_parameters(
     params: TransportParameters, *, is_client: bool | None = None, grease: bool = False
 ) -> bytes:
@@ -280,22 +370,49 @@ def encode_transport_parameters(
 
     Parameters equal to their default, None or False are omitted.
 
+    The parameters other than the connection IDs and the reset token come
+    from the configuration, so their encoding is kept (checked once) for
+    each distinct set of values and role; a connection then only checks and
+    encodes its connection IDs and token.
+
     :param is_client: when True, refuse server-only parameters; when False,
         allow them; when None, do not check the role.
     :param grease: append one parameter with a random reserved id
         (31 * N + 27) and random value, RFC 9000 §18.1.
     :raises ValueError: when `params` breaks a rule a peer would reject.
     """
-    problem = _problem(params, None if is_client is None else not is_client)
-    if problem is not None:
-        raise ValueError(f"invalid transport parameter {problem}")
-    parts = []
-    for pid, (name, kind) in _PARAMETERS.items():
-        value = getattr(params, name)
-        if value is None or value is False or value == _DEFAULTS[name]:
-            continue
-        encoded = _encode_value(kind, value)
-        parts += (encode_varint(pid), encode_varint(len(encoded)), encoded)
+    from_server = None if is_client is None else not is_client
+    try:
+        key = (is_client, _static_values(params))
+        runs = _STATIC_CACHE.get(key)
+    except TypeError:  # an unhashable value (e.g. a list of versions): no caching
+        key, runs = None, None
+    odcid, token, iscid, rscid = (
+        params.original_destination_connection_id, params.stateless_reset_token,
+        params.initial_source_connection_id, params.retry_source_connection_id,
+    )
+    if runs is None or (
+        (is_client and (odcid is not None or token is not None or rscid is not None))
+        or (odcid is not None and len(odcid) > MAX_CID_LENGTH)
+        or (token is not None and len(token) != STATELESS_RESET_TOKEN_LENGTH)
+        or (iscid is not None and len(iscid) > MAX_CID_LENGTH)
+        or (rscid is not None and len(rscid) > MAX_CID_LENGTH)
+    ):
+        problem = _problem(params, from_server)
+        if problem is not None:
+            raise ValueError(f"invalid transport parameter {problem}")
+        if runs is None:
+            runs = _encode_static(params)
+            if key is not None:
+                if len(_STATIC_CACHE) >= _STATIC_CACHE_SIZE:
+                    _STATIC_CACHE.clear()
+                _STATIC_CACHE[key] = runs
+    parts = [runs[0]]
+    for pid, value, run in ((0x00, odcid, runs[1]), (0x02, token, runs[2]), (0x0F, iscid, runs[3]),
+                            (0x10, rscid, runs[4])):
+        if value is not None:
+            parts += (encode_varint(pid), encode_varint(len(value)), bytes(value))
+        parts.append(run)
     if grease:
         random = os.urandom(9)
         n = int.from_bytes(random[:8], "big") % (((1 << 62) - 1 - 27) // 31 + 1)
@@ -307,6 +424,9 @@ def encode_transport_parameters(
 # ---------------------------------------------------------------- decoding
 
 
+_VARINT_MASK = {1: 0x3F, 2: 0x3FFF, 4: 0x3FFF_FFFF, 8: 0x3FFF_FFFF_FFFF_FFFF}
+
+
 def _decode_varint(value: bytes) -> int | None:
     """The varint that fills `value` exactly, or None."""
     if not value:
@@ -314,7 +434,7 @@ def _decode_varint(value: bytes) -> int | None:
     size = 1 << (value[0] >> 6)
     if len(value) != size:
         return None
-    return int.from_bytes(value, "big") & ((1 << (8 * size - 2)) - 1)
+    return int.from_bytes(value, "big") & _VARINT_MASK[size]
 
 
 def _decode_address(value: bytes, version: int) -> tuple[str, int] | None:
@@ -375,12 +495,13 @@ def decode_transport_parameters(data: bytes, from_server: bool) -> TransportPara
     """
     buf = Buffer(data=data)
     total = len(data)
-    seen: set[int] = set()
-    values = {}
+    pull_varint = buf.pull_uint_var
+    unknown: set[int] = set()
+    values: dict[str, object] = {}
     while not buf.eof():
         try:
-            pid = buf.pull_uint_var()
-            length = buf.pull_uint_var()
+            pid = pull_varint()
+            length = pull_varint()
         except BufferReadError:
             raise _parameter_error(f"truncated parameter id or length at offset {buf.tell()}") from None
         if length > total - buf.tell():
@@ -388,17 +509,23 @@ def decode_transport_parameters(data: bytes, from_server: bool) -> TransportPara
                 f"parameter 0x{pid:x}: length {length} runs past the end ({total - buf.tell()} bytes left)"
             )
         value = buf.pull_bytes(length)
-        # RFC 9000 §7.4: an endpoint must not send a parameter more than once.
-        if pid in seen:
-            raise _parameter_error(f"parameter 0x{pid:x} appears more than once")
-        seen.add(pid)
-        known = _PARAMETERS.get(pid)
+        known = _DECODING.get(pid)
         if known is None:
-            continue  # RFC 9000 §7.4.2: unknown parameters are ignored
-        name, kind = known
-        if not from_server and name in _SERVER_ONLY:
+            # RFC 9000 §7.4.2: unknown parameters are ignored (but not repeated, §7.4).
+            if pid in unknown:
+                raise _parameter_error(f"parameter 0x{pid:x} appears more than once")
+            unknown.add(pid)
+            continue
+        name, kind, server_only = known
+        # RFC 9000 §7.4: an endpoint must not send a parameter more than once.
+        if name in values:
+            raise _parameter_error(f"parameter 0x{pid:x} appears more than once")
+        if server_only and not from_server:
             raise _parameter_error(f"{_label(name)}: server-only parameter sent by a client")
-        values[name] = _decode_value(name, kind, value)
+        if kind == _INT and length and length == 1 << (value[0] >> 6):
+            values[name] = int.from_bytes(value, "big") & _VARINT_MASK[length]  # exactly one varint
+        else:
+            values[name] = _decode_value(name, kind, value)
     params = TransportParameters(**values)
     problem = _problem(params, from_server)
     if problem is not None:

@@ -175,6 +175,51 @@ def test_grease_adds_one_reserved_parameter_that_decoders_ignore():
         assert decode_transport_parameters(data, from_server=False) == params
 
 
+# ---------------------------------------------------------------- per-connection fields on a kept encoding
+
+
+def test_connections_sharing_a_configuration_encode_their_own_connection_ids():
+    """The configuration part is encoded once; each encoding carries its own CIDs and token."""
+    seen = set()
+    for i in range(4):
+        params = server_params(
+            original_destination_connection_id=bytes([i]) * 8,
+            initial_source_connection_id=bytes([i + 10]) * (i + 1),
+            stateless_reset_token=bytes([i + 20]) * 16,
+            retry_source_connection_id=None if i % 2 else bytes([i + 30]) * 4,
+        )
+        data = encode_transport_parameters(params, is_client=False)
+        assert decode_transport_parameters(data, from_server=True) == params
+        seen.add(data)
+    assert len(seen) == 4
+
+
+def test_kept_encoding_still_checks_connection_ids_and_role():
+    params = server_params()
+    encode_transport_parameters(params, is_client=False)  # the configuration part is now kept
+    for changes in (
+        {"initial_source_connection_id": bytes(21)},
+        {"original_destination_connection_id": bytes(21)},
+        {"retry_source_connection_id": bytes(21)},
+        {"stateless_reset_token": bytes(15)},
+    ):
+        with pytest.raises(ValueError, match="invalid transport parameter"):
+            encode_transport_parameters(dataclasses.replace(params, **changes), is_client=False)
+    client = TransportParameters(initial_max_data=5, initial_source_connection_id=b"\x01")
+    encode_transport_parameters(client, is_client=True)
+    with pytest.raises(ValueError, match="server-only"):
+        encode_transport_parameters(dataclasses.replace(client, stateless_reset_token=TOKEN), is_client=True)
+    # The role is part of what is kept: the same values are refused for a client.
+    with pytest.raises(ValueError, match="server-only"):
+        encode_transport_parameters(params, is_client=True)
+
+
+def test_unhashable_values_are_encoded_without_keeping_them():
+    params = TransportParameters(version_information=VersionInformation(1, [1, 2]))  # a list, not a tuple
+    data = encode_transport_parameters(params)
+    assert decode_transport_parameters(data, from_server=False).version_information == VersionInformation(1, (1, 2))
+
+
 # ---------------------------------------------------------------- malformed encodings
 
 

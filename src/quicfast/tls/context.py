@@ -505,8 +505,11 @@ class ClientHandshake(_Handshake):
         config = self.config
         now = config.clock()
         self._client_random = os.urandom(32)
+        x25519_key = None
         for group in config.groups[: max(1, config.key_share_count)]:
-            self._key_shares[group] = KeyShare(group)
+            # X25519 and X25519MLKEM768 offered together share one X25519 key.
+            share = self._key_shares[group] = KeyShare(group, x25519_key)
+            x25519_key = x25519_key or share.x25519_key
         ticket = self.session_ticket
         if ticket is None and config.session_ticket_store is not None:
             ticket = config.session_ticket_store.pop(self.server_name, now)

@@ -68,20 +68,25 @@ def _ec_exchange(group: Group, private: ec.EllipticCurvePrivateKey, peer: bytes)
 class KeyShare:
     """The client's ephemeral private key(s) for one group.
 
-    ``public`` is the KeyShareEntry.key_exchange to send.
+    ``public`` is the KeyShareEntry.key_exchange to send. ``x25519`` may pass
+    the X25519 private key of another share of the same ClientHello: an
+    X25519 share and the X25519 half of an X25519MLKEM768 share may be the
+    same key (draft-ietf-tls-hybrid-design §3.2 allows reusing a component
+    share across the groups offered in one ClientHello; only one of them is
+    ever used), which saves one key generation per handshake.
     """
 
     __slots__ = ("group", "public", "_private", "_x25519")
 
-    def __init__(self, group: int) -> None:
+    def __init__(self, group: int, x25519_key: x25519.X25519PrivateKey | None = None) -> None:
         self.group = Group(group)
         self._x25519: Any = None
         if group == Group.X25519:
-            self._private: Any = x25519.X25519PrivateKey.generate()
+            self._private: Any = x25519_key or x25519.X25519PrivateKey.generate()
             self.public = self._private.public_key().public_bytes(*_RAW)
         elif group == Group.X25519MLKEM768:
             self._private = mlkem.MLKEM768PrivateKey.generate()
-            self._x25519 = x25519.X25519PrivateKey.generate()
+            self._x25519 = x25519_key or x25519.X25519PrivateKey.generate()
             self.public = (
                 self._private.public_key().public_bytes_raw()
                 + self._x25519.public_key().public_bytes(*_RAW)
@@ -89,6 +94,11 @@ class KeyShare:
         else:
             self._private = ec.generate_private_key(_CURVES[self.group])
             self.public = self._private.public_key().public_bytes(*_X962)
+
+    @property
+    def x25519_key(self) -> x25519.X25519PrivateKey | None:
+        """The X25519 private key in this share (X25519 or its hybrid), else None."""
+        return self._private if self.group == Group.X25519 else self._x25519
 
     def exchange(self, server_share: bytes) -> bytes:
         """The shared secret given the server's KeyShareEntry.key_exchange."""

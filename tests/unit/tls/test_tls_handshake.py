@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from quicfast.tls import CipherSuite, ClientHandshake, Group, Level, SignatureScheme
+from quicfast.tls import CipherSuite, ClientHandshake, Group, Level, ServerHandshake, SignatureScheme
 
-from tls_testing import client_config, handshake, server_config
+from tls_testing import Pair, client_config, handshake, server_config
 
 SCHEME_KEY = {
     SignatureScheme.ECDSA_SECP256R1_SHA256: "ec256",
@@ -83,3 +83,20 @@ def test_exporter_errors(pki):
         pair.client.export_keying_material("EXPERIMENTAL-\u00e9")
     with pytest.raises(ValueError):
         pair.client.export_keying_material("x" * 250)
+
+
+@pytest.mark.parametrize("server_groups", [[Group.X25519MLKEM768], [Group.X25519]], ids=["hybrid", "x25519"])
+def test_hybrid_and_x25519_shares_reuse_one_x25519_key(pki, server_groups):
+    client_cfg = client_config(pki, groups=[Group.X25519MLKEM768, Group.X25519])
+    client_cfg.key_share_count = 2
+    client = ClientHandshake(client_cfg, "localhost", b"client-params")
+    client.start()
+    shares = {group: share.public for group, share in client._key_shares.items()}
+    assert set(shares) == {Group.X25519MLKEM768, Group.X25519}
+    # The hybrid share ends with its X25519 public key: the same as the X25519 share.
+    assert shares[Group.X25519MLKEM768][-32:] == shares[Group.X25519]
+    pair = Pair(client, ServerHandshake(server_config(pki, groups=server_groups), b"server-params"))
+    pair.run(started=True)
+    assert pair.client.group == pair.server.group == server_groups[0]
+    assert pair.client.handshake_complete and pair.server.handshake_complete
+    pair.assert_secrets_match()

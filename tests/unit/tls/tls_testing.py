@@ -181,8 +181,9 @@ class Pair:
                 moved = True
         return moved
 
-    def run(self, max_rounds: int = 10) -> "Pair":
-        self.client.start()
+    def run(self, max_rounds: int = 10, started: bool = False) -> "Pair":
+        if not started:
+            self.client.start()
         for _ in range(max_rounds):
             moved = self.flush(self.client, self.server)
             moved = self.flush(self.server, self.client) or moved

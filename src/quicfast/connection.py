@@ -373,56 +373,57 @@ class Connection:
     def _process_events(self) -> None:
         engine = self._engine
         streams = self._streams
-        next_event = engine.next_event
+        drain_events = engine.drain_events
         StreamDataAvailable = events.StreamDataAvailable
-        while True:
-            event = next_event()
-            if event is None:
-                break
-            kind = type(event)
-            if kind is StreamDataAvailable:
-                stream = streams.get(event.stream_id)
-                if stream is not None:
-                    waiter = stream._read_waiter
-                    if waiter is not None:
-                        stream._read_waiter = None
-                        if not waiter.done():
-                            waiter.set_result(None)
-            elif kind is events.StreamOpened:
-                stream = self._stream_for(event.stream_id)
-                (self._incoming_uni if event.stream_id & 2 else self._incoming_bidi).append(stream)
-                self._streams_opened = True
-                if self._accept_waiters:
-                    _wake_all(self._accept_waiters)
-            elif kind is events.HandshakeCompleted:
-                if not self._handshake_done.done():
-                    self._handshake_done.set_result(None)
-                self._transport._on_handshake_complete(self)
-            elif kind is events.StreamReset:
-                stream = streams.get(event.stream_id)
-                if isinstance(stream, ReceiveStream):
-                    stream._fail_read(errors.StreamError(event.stream_id, event.error_code, remote=True, kind="reset"))
-            elif kind is events.StopSendingReceived:
-                stream = streams.get(event.stream_id)
-                if isinstance(stream, SendStream):
-                    stream._fail_write(errors.StreamError(event.stream_id, event.error_code, remote=True, kind="stop_sending"))
-            elif kind is events.StreamsAvailable:
-                if self._stream_credit_waiters:
-                    _wake_all(self._stream_credit_waiters)
-            elif kind is events.DatagramReceived:
-                if len(self._datagrams) == MAX_QUEUED_DATAGRAMS:
-                    self._datagrams_dropped_on_receive += 1   # the deque drops the oldest
-                self._datagrams.append(event.data)
-                if self._datagram_waiters:
-                    _wake_all(self._datagram_waiters)
-            elif kind is events.ConnectionIdIssued:
-                self._transport._add_route(event.connection_id, self)
-            elif kind is events.ConnectionIdRetired:
-                self._transport._remove_route(event.connection_id)
-            elif kind is events.ZeroRTTRejected:
-                self.zero_rtt_rejected = True
-            elif kind is events.ConnectionTerminated:
-                self._on_terminated(event.error)
+        StreamOpened = events.StreamOpened
+        # One engine call per batch; handling an event may queue more (the
+        # outer loop picks those up). Frequent kinds are tested first.
+        while batch := drain_events():
+            for event in batch:
+                kind = type(event)
+                if kind is StreamDataAvailable:
+                    stream = streams.get(event.stream_id)
+                    if stream is not None:
+                        waiter = stream._read_waiter
+                        if waiter is not None:
+                            stream._read_waiter = None
+                            if not waiter.done():
+                                waiter.set_result(None)
+                elif kind is StreamOpened:
+                    stream = self._stream_for(event.stream_id)
+                    (self._incoming_uni if event.stream_id & 2 else self._incoming_bidi).append(stream)
+                    self._streams_opened = True
+                    if self._accept_waiters:
+                        _wake_all(self._accept_waiters)
+                elif kind is events.DatagramReceived:
+                    if len(self._datagrams) == MAX_QUEUED_DATAGRAMS:
+                        self._datagrams_dropped_on_receive += 1   # the deque drops the oldest
+                    self._datagrams.append(event.data)
+                    if self._datagram_waiters:
+                        _wake_all(self._datagram_waiters)
+                elif kind is events.StreamsAvailable:
+                    if self._stream_credit_waiters:
+                        _wake_all(self._stream_credit_waiters)
+                elif kind is events.HandshakeCompleted:
+                    if not self._handshake_done.done():
+                        self._handshake_done.set_result(None)
+                    self._transport._on_handshake_complete(self)
+                elif kind is events.StreamReset:
+                    stream = streams.get(event.stream_id)
+                    if isinstance(stream, ReceiveStream):
+                        stream._fail_read(errors.StreamError(event.stream_id, event.error_code, remote=True, kind="reset"))
+                elif kind is events.StopSendingReceived:
+                    stream = streams.get(event.stream_id)
+                    if isinstance(stream, SendStream):
+                        stream._fail_write(errors.StreamError(event.stream_id, event.error_code, remote=True, kind="stop_sending"))
+                elif kind is events.ConnectionIdIssued:
+                    self._transport._add_route(event.connection_id, self)
+                elif kind is events.ConnectionIdRetired:
+                    self._transport._remove_route(event.connection_id)
+                elif kind is events.ZeroRTTRejected:
+                    self.zero_rtt_rejected = True
+                elif kind is events.ConnectionTerminated:
+                    self._on_terminated(event.error)
         if self._datagram_drain_waiters and self._engine.datagrams_queued <= DATAGRAM_LOW_WATER:
             _wake_all(self._datagram_drain_waiters)
         if self._drain_watchers:

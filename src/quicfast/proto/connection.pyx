@@ -347,7 +347,8 @@ cdef class Connection(PacketReceiver):
         cdef Py_buffer view
         if type(data) is bytes:
             if PyBytes_GET_SIZE(data):
-                s.send.write(<const uint8_t*>PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data))
+                # Immutable: large ones are kept by reference until acknowledged, not copied.
+                s.send.write_object(<bytes>data)
         else:
             PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
             try:

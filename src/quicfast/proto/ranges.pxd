@@ -14,6 +14,11 @@ cdef class RangeSet:
     cdef Py_ssize_t capacity
     # max_ranges bounds count: past it the lowest ranges are dropped (0 = unbounded).
     cdef Py_ssize_t max_ranges
+    # The first INLINE_RANGES ranges live in the object itself: most sets
+    # (a stream's offsets, a short connection's packet numbers) never need
+    # more, and a new stream then costs no allocation here.
+    cdef uint64_t _inline_starts[4]
+    cdef uint64_t _inline_ends[4]
 
     cdef int _grow(self) except -1
     cdef void _enforce_limit(self) noexcept nogil

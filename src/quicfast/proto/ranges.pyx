@@ -12,40 +12,49 @@ or just past the largest range) touches only the last slot; other inserts
 binary-search the position and merge with neighbours.
 """
 
-from cpython.mem cimport PyMem_Malloc, PyMem_Realloc, PyMem_Free
+cimport cython
+from cpython.mem cimport PyMem_Malloc, PyMem_Free
 from libc.stdint cimport uint64_t
-from libc.string cimport memmove
+from libc.string cimport memcpy, memmove
+
+cdef enum:
+    INLINE_RANGES = 4
 
 
+@cython.freelist(64)
 cdef class RangeSet:
     """`RangeSet(max_ranges=0, ranges=())`: a set of integers stored as ranges."""
 
     def __cinit__(self, Py_ssize_t max_ranges=0, ranges=()):
-        self.capacity = 8
+        self.capacity = INLINE_RANGES
         self.count = 0
         self.max_ranges = max_ranges
-        self.starts = <uint64_t*>PyMem_Malloc(self.capacity * sizeof(uint64_t))
-        self.ends = <uint64_t*>PyMem_Malloc(self.capacity * sizeof(uint64_t))
-        if self.starts == NULL or self.ends == NULL:
-            raise MemoryError()
+        self.starts = self._inline_starts
+        self.ends = self._inline_ends
 
     def __init__(self, Py_ssize_t max_ranges=0, ranges=()):
         for r in ranges:
             self.add(r.start, r.stop)
 
     def __dealloc__(self):
-        PyMem_Free(self.starts)
-        PyMem_Free(self.ends)
+        if self.starts != self._inline_starts:
+            PyMem_Free(self.starts)
+            PyMem_Free(self.ends)
 
     cdef int _grow(self) except -1:
         cdef Py_ssize_t capacity = self.capacity * 2
-        cdef uint64_t* starts = <uint64_t*>PyMem_Realloc(self.starts, capacity * sizeof(uint64_t))
-        if starts == NULL:
+        cdef uint64_t* starts = <uint64_t*>PyMem_Malloc(capacity * sizeof(uint64_t))
+        cdef uint64_t* ends = <uint64_t*>PyMem_Malloc(capacity * sizeof(uint64_t))
+        if starts == NULL or ends == NULL:
+            PyMem_Free(starts)
+            PyMem_Free(ends)
             raise MemoryError()
+        memcpy(starts, self.starts, self.count * sizeof(uint64_t))
+        memcpy(ends, self.ends, self.count * sizeof(uint64_t))
+        if self.starts != self._inline_starts:
+            PyMem_Free(self.starts)
+            PyMem_Free(self.ends)
         self.starts = starts
-        cdef uint64_t* ends = <uint64_t*>PyMem_Realloc(self.ends, capacity * sizeof(uint64_t))
-        if ends == NULL:
-            raise MemoryError()
         self.ends = ends
         self.capacity = capacity
         return 0

@@ -274,3 +274,45 @@ def test_handshake_failure_surfaces_as_transport_error():
         transport.close()
 
     run(main())
+
+
+def test_closed_connections_are_freed_without_the_garbage_collector():
+    """A finished connection (engine, TLS state, keys, buffers) is freed by
+    reference counting: no reference cycle is left for the cyclic collector."""
+    import gc
+
+    async def main():
+        transport, listener = await _server()
+        accepted = []
+
+        async def accept():
+            while True:
+                accepted.append(await listener.accept())
+
+        acceptor = asyncio.create_task(accept())
+        for _ in range(5):
+            conn = await quicfast.dial_addr(transport.local_addr, client_tls())
+            conn.close()
+            await conn.wait_closed()
+            while not accepted:
+                await asyncio.sleep(0.001)
+            await accepted.pop().wait_closed()
+        del conn
+        acceptor.cancel()
+        transport.close()
+        await asyncio.sleep(0)
+
+    gc.collect()
+    gc.disable()
+    try:
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        run(main())
+        gc.collect()
+        # (The server's Transport and Listener refer to each other: one pair per server, not per connection.)
+        per_connection = ("quicfast.connection", "quicfast.proto.connection", "quicfast.tls.context")
+        left = [type(o).__qualname__ for o in gc.garbage if type(o).__module__ in per_connection]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
+    assert left == []

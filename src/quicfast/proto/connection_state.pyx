@@ -278,6 +278,12 @@ cdef class ConnectionState(FrameHandler):
         self.state = S_TERMINATED
         if self.terminated_error is None:
             self.terminated_error = err
+        if self._tls is not None:
+            # The TLS object holds our bound methods, a reference cycle: drop
+            # them so that a finished connection is freed by reference
+            # counting instead of waiting for the cyclic garbage collector.
+            self._tls.on_secret = None
+            self._tls.on_session_ticket = None
         self._events.append(ConnectionTerminated(self.terminated_error))
         if self.tracer is not None:
             err = self.terminated_error

@@ -9,10 +9,12 @@ through `quicfast.proto.recovery`.
 A `Connection` is driven by three kinds of input, and the driver polls it in
 this order after each one:
 
-1. inputs: `receive_datagram(data, addr, now)`, `handle_timer(now)`;
+1. inputs: `receive_datagram(data, addr, now)` (or the in-place
+   `receive_datagram_inplace`, or `receive_segments` for a GRO buffer of
+   equal-sized datagrams), `handle_timer(now)`;
    commands: `send_stream_data`, `read_stream`, `reset_stream`, `stop_stream`,
    `send_datagram_frame`, `close`;
-2. `next_event()` until it returns None;
+2. `next_event()` until it returns None (or `drain_events()` for all of them);
 3. `datagrams_to_send(now)` (or the fast path `fill_send_buffer`) until it
    returns nothing, then `get_timer()` to re-arm the single timer.
 

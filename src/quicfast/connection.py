@@ -263,6 +263,16 @@ class Connection:
             gso=self._transport.gso_supported,
         )
 
+    def export_keying_material(self, label: bytes | str, context: bytes = b"", length: int = 32) -> bytes:
+        """Keying material from the TLS exporter (RFC 8446 §7.5; quic-go's
+        ``ConnectionState().TLS.ExportKeyingMaterial``): both ends get the same
+        bytes for the same `label`, `context` and `length`.
+
+        :raises RuntimeError: before the handshake has produced its secrets.
+        :raises ValueError: for a label that is not ASCII or too long, or a bad length.
+        """
+        return self._engine.tls.export_keying_material(label, context, length)
+
     def migrate(self, transport: "Transport") -> None:
         """Client: move this connection to `transport` (a socket on another
         local address), as quic-go's AddPath/Switch do in one step: a fresh

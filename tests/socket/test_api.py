@@ -316,3 +316,20 @@ def test_closed_connections_are_freed_without_the_garbage_collector():
         gc.garbage.clear()
         gc.enable()
     assert left == []
+
+
+def test_export_keying_material_agrees_on_both_ends():
+    async def main():
+        transport, listener = await _server()
+        client = await quicfast.dial_addr(transport.local_addr, client_tls())
+        server = await listener.accept()
+        await server.handshake_complete()
+        a = client.export_keying_material(b"EXPORTER-quicfast-test", b"ctx", 48)
+        b = server.export_keying_material(b"EXPORTER-quicfast-test", b"ctx", 48)
+        assert a == b and len(a) == 48
+        assert client.export_keying_material(b"EXPORTER-quicfast-test", b"other", 48) != a
+        client.close_with_error(0)
+        listener.close()
+        transport.close()
+
+    run(main())

@@ -15,13 +15,16 @@ cdef class HandshakeCompleted(_Event):
 cdef class HandshakeConfirmed(_Event):
     pass
 
-@cython.final
-cdef class StreamOpened(_Event):
+cdef class _StreamIdEvent(_Event):
     cdef readonly object stream_id
 
 @cython.final
-cdef class StreamDataAvailable(_Event):
-    cdef readonly object stream_id
+cdef class StreamOpened(_StreamIdEvent):
+    pass
+
+@cython.final
+cdef class StreamDataAvailable(_StreamIdEvent):
+    pass
 
 @cython.final
 cdef class StreamReset(_Event):
@@ -39,13 +42,16 @@ cdef class StreamsAvailable(_Event):
 cdef class DatagramReceived(_Event):
     cdef readonly bytes data
 
-@cython.final
-cdef class ConnectionIdIssued(_Event):
+cdef class _ConnectionIdEvent(_Event):
     cdef readonly bytes connection_id
 
 @cython.final
-cdef class ConnectionIdRetired(_Event):
-    cdef readonly bytes connection_id
+cdef class ConnectionIdIssued(_ConnectionIdEvent):
+    pass
+
+@cython.final
+cdef class ConnectionIdRetired(_ConnectionIdEvent):
+    pass
 
 @cython.final
 cdef class ZeroRTTRejected(_Event):

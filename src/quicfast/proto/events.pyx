@@ -58,35 +58,29 @@ cdef class HandshakeConfirmed(_Event):
     """The handshake is confirmed (RFC 9001 §4.1.2): HANDSHAKE_DONE received or sent."""
 
 
+cdef class _StreamIdEvent(_Event):
+    """An event about one stream, `stream_id`."""
+
+    __match_args__ = ("stream_id",)
+
+    def __cinit__(self, stream_id):
+        self.stream_id = stream_id
+
+    cdef tuple _fields(self):
+        return (self.stream_id,)
+
+
 @cython.final
 @cython.no_gc       # holds only ints or bytes: never part of a cycle
-@cython.freelist(64)
-cdef class StreamOpened(_Event):
+cdef class StreamOpened(_StreamIdEvent):
     """The peer opened `stream_id` (fired once, before any data event for it)."""
 
-    __match_args__ = ("stream_id",)
-
-    def __cinit__(self, stream_id):
-        self.stream_id = stream_id
-
-    cdef tuple _fields(self):
-        return (self.stream_id,)
-
 
 @cython.final
 @cython.no_gc       # holds only ints or bytes: never part of a cycle
-@cython.freelist(64)
-cdef class StreamDataAvailable(_Event):
+cdef class StreamDataAvailable(_StreamIdEvent):
     """Bytes or the end of `stream_id` can be read with `read_stream()`.
     Fired at most once per stream per `receive_datagram` call."""
-
-    __match_args__ = ("stream_id",)
-
-    def __cinit__(self, stream_id):
-        self.stream_id = stream_id
-
-    cdef tuple _fields(self):
-        return (self.stream_id,)
 
 
 @cython.final
@@ -135,7 +129,6 @@ cdef class StreamsAvailable(_Event):
 
 @cython.final
 @cython.no_gc       # holds only ints or bytes: never part of a cycle
-@cython.freelist(64)
 cdef class DatagramReceived(_Event):
     """A DATAGRAM frame (RFC 9221) arrived, carrying `data`."""
 
@@ -148,30 +141,26 @@ cdef class DatagramReceived(_Event):
         return (self.data,)
 
 
+cdef class _ConnectionIdEvent(_Event):
+    """An event about one of our connection IDs, `connection_id`."""
+
+    __match_args__ = ("connection_id",)
+
+    def __cinit__(self, bytes connection_id):
+        self.connection_id = connection_id
+
+    cdef tuple _fields(self):
+        return (self.connection_id,)
+
+
 @cython.final
-cdef class ConnectionIdIssued(_Event):
+cdef class ConnectionIdIssued(_ConnectionIdEvent):
     """We issued `connection_id`: packets to it belong to this connection."""
 
-    __match_args__ = ("connection_id",)
-
-    def __cinit__(self, bytes connection_id):
-        self.connection_id = connection_id
-
-    cdef tuple _fields(self):
-        return (self.connection_id,)
-
 
 @cython.final
-cdef class ConnectionIdRetired(_Event):
+cdef class ConnectionIdRetired(_ConnectionIdEvent):
     """`connection_id` no longer routes to this connection."""
-
-    __match_args__ = ("connection_id",)
-
-    def __cinit__(self, bytes connection_id):
-        self.connection_id = connection_id
-
-    cdef tuple _fields(self):
-        return (self.connection_id,)
 
 
 @cython.final

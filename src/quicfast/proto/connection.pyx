@@ -42,6 +42,7 @@ from quicfast.proto.frame_types cimport *
 from quicfast.proto.connection_state cimport *
 
 from quicfast.proto.packet_receiver cimport PacketReceiver
+from quicfast.proto.stream_table cimport StreamTable
 
 import collections
 import os
@@ -107,9 +108,7 @@ cdef class Connection(PacketReceiver):
         self.path_responses = []
         self.retry_token = token
         self.session_ticket = session_ticket
-        self.streams = {}
-        self.send_queue = collections.deque()
-        self.readable_streams = {}
+        self.streams = StreamTable()
         self.next_bidi = 0 if is_client else 1
         self.next_uni = 2 if is_client else 3
         self.local_max_bidi = config.max_incoming_streams
@@ -273,7 +272,7 @@ cdef class Connection(PacketReceiver):
 
     def next_event(self):
         """Pop the next event, or None."""
-        if self.readable_streams:
+        if self.readable_head is not None:
             self._queue_readable_events()
         if self._events:
             return self._events.popleft()
@@ -282,17 +281,22 @@ cdef class Connection(PacketReceiver):
     def drain_events(self):
         """Every pending event, oldest first, as a list (empty when none): the
         same events as calling `next_event()` until None, in one call."""
-        if self.readable_streams:
+        if self.readable_head is not None:
             self._queue_readable_events()
         cdef list out = list(self._events)
         self._events.clear()
         return out
 
     cdef void _queue_readable_events(self):
-        for sid in self.readable_streams:
-            self._events.append(StreamDataAvailable(sid))
-            (<Stream>self.streams[sid]).readable_reported = False
-        self.readable_streams.clear()
+        cdef Stream s = self.readable_head, following
+        self.readable_head = self.readable_tail = None
+        while s is not None:
+            following = s.next_readable
+            s.next_readable = None
+            s.readable_reported = False
+            if not s.discarded and not s.peer_reset:
+                self._events.append(StreamDataAvailable(s.stream_id))
+            s = following
 
     def get_timer(self):
         """When `handle_timer` should next be called (seconds), or None."""
@@ -364,14 +368,14 @@ cdef class Connection(PacketReceiver):
 
     def stream_send_buffered(self, uint64_t stream_id):
         """Bytes written to `stream_id` and not yet acknowledged (0 for unknown streams)."""
-        cdef Stream s = self.streams.get(stream_id)
+        cdef Stream s = <Stream>self.streams.lookup(stream_id)
         if s is None or s.send is None:
             return 0
         return s.send.buffered()
 
     def stream_send_unsent(self, uint64_t stream_id):
         """Bytes written to `stream_id` and not yet sent."""
-        cdef Stream s = self.streams.get(stream_id)
+        cdef Stream s = <Stream>self.streams.lookup(stream_id)
         if s is None or s.send is None:
             return 0
         return s.send.write_offset - s.send.sent_offset
@@ -381,7 +385,7 @@ cdef class Connection(PacketReceiver):
 
         :returns: ``(data, fin)``; fin is True once the whole stream was read.
         """
-        cdef Stream s = self.streams.get(stream_id)
+        cdef Stream s = <Stream>self.streams.lookup(stream_id)
         if s is None or s.recv is None:
             return b"", False
         cdef bytes data = s.recv.read(max_bytes)
@@ -402,7 +406,7 @@ cdef class Connection(PacketReceiver):
 
     def stream_readable(self, uint64_t stream_id):
         """Contiguous bytes ready to read on `stream_id`."""
-        cdef Stream s = self.streams.get(stream_id)
+        cdef Stream s = <Stream>self.streams.lookup(stream_id)
         if s is None or s.recv is None:
             return 0
         return s.recv.readable()
@@ -419,7 +423,7 @@ cdef class Connection(PacketReceiver):
 
     def stop_stream(self, uint64_t stream_id, uint64_t error_code):
         """Ask the peer to stop sending on `stream_id` (STOP_SENDING)."""
-        cdef Stream s = self.streams.get(stream_id)
+        cdef Stream s = <Stream>self.streams.lookup(stream_id)
         if s is None:
             s = self._get_or_create_peer_stream(stream_id, False)
         if s is None or s.recv is None:

@@ -26,6 +26,7 @@ from quicfast.proto.packet cimport (
 )
 from quicfast.proto.ranges cimport RangeSet
 from quicfast.proto.streams cimport SendBuffer, RecvBuffer
+from quicfast.proto.stream_table cimport StreamTable
 from quicfast.proto.flow_control cimport ReceiveWindow, SendWindow
 from quicfast.proto.recovery cimport (
     FrameHandler, LossRecovery, SentPacket, FrameRecord, MAX_FRAME_RECORDS,
@@ -88,8 +89,14 @@ cdef class Stream:
     # peer_reset: the peer reset its sending half; peer_stopped: it sent STOP_SENDING.
     cdef bint peer_reset, peer_stopped
     cdef bint max_stream_data_pending, blocked_pending
-    # queued: in the connection's send queue; readable_reported: event pending this batch.
+    # queued: in the connection's send queue; readable_reported: in its
+    # readable list (an event pending this batch). Both are intrusive lists:
+    # next_send / next_readable link to the next stream (None at the tail).
     cdef bint queued, readable_reported
+    cdef Stream next_send, next_readable
+    # discarded: forgotten by the connection (both halves closed); a stream
+    # still linked from a list is skipped when the list is walked.
+    cdef bint discarded
     cdef bint recv_done_reported
 
     cdef bint send_closed(self)
@@ -174,10 +181,11 @@ cdef class ConnectionState(FrameHandler):
     cdef bint early_data_offered
     cdef bint zero_rtt_rejected_reported
     # Streams and flow control.
-    cdef dict streams
-    cdef object send_queue       # deque of stream ids with something to send
-    # readable_streams: streams with news for the driver, in arrival order (dict as ordered set).
-    cdef dict readable_streams
+    cdef StreamTable streams
+    # The send queue: streams with something to send, in turn order.
+    cdef Stream send_head, send_tail
+    # The readable list: streams with news for the driver, in arrival order.
+    cdef Stream readable_head, readable_tail
     cdef uint64_t next_bidi, next_uni          # our next stream ids
     cdef uint64_t peer_max_bidi, peer_max_uni  # streams the peer lets us open (counts)
     cdef uint64_t local_max_bidi, local_max_uni  # streams we let the peer open (counts)
@@ -290,6 +298,9 @@ cdef class ConnectionState(FrameHandler):
     cdef Stream _create_stream(self, uint64_t sid)
     cdef Stream _stream_for_sending(self, uint64_t sid)
     cdef void _queue_stream(self, Stream s)
+    cdef void _append_to_send_queue(self, Stream s)
+    cdef Stream _pop_send_queue(self)
+    cdef void _mark_readable(self, Stream s)
     cdef void _requeue_blocked_streams(self)
     cdef void _requeue_all_stream_data(self)
     cdef void _maybe_discard_stream(self, Stream s)

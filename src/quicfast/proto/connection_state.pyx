@@ -109,7 +109,7 @@ cdef class ConnectionState(FrameHandler):
         streams (and the lower ones, RFC 9000 §3.2) as needed. Returns None
         for a stream that existed and is now closed. Raises STREAM_STATE_ERROR
         / STREAM_LIMIT_ERROR as §19.8 and §4.6 require."""
-        cdef Stream s = self.streams.get(sid)
+        cdef Stream s = <Stream>self.streams.lookup(sid)
         if s is not None:
             return s
         cdef bint local = (sid & 1) == (0 if self.is_client else 1)
@@ -155,13 +155,13 @@ cdef class ConnectionState(FrameHandler):
                 send_limit = self.peer_initial_max_stream_data_bidi_local
         cdef Stream s = Stream(sid, can_send, can_recv, send_limit,
                                self.stream_receive_window, self.stream_receive_window_max)
-        self.streams[sid] = s
+        self.streams.insert(sid, s)
         return s
 
     cdef Stream _stream_for_sending(self, uint64_t sid):
         if self.state >= S_CLOSING:
             raise errors.ConnectionClosedError("connection is closed")
-        cdef Stream s = self.streams.get(sid)
+        cdef Stream s = <Stream>self.streams.lookup(sid)
         if s is None:
             local = (sid & 1) == (0 if self.is_client else 1)
             if local:
@@ -180,7 +180,34 @@ cdef class ConnectionState(FrameHandler):
     cdef void _queue_stream(self, Stream s):
         if not s.queued:
             s.queued = True
-            self.send_queue.append(s.stream_id)
+            self._append_to_send_queue(s)
+
+    cdef void _append_to_send_queue(self, Stream s):
+        s.next_send = None
+        if self.send_tail is None:
+            self.send_head = s
+        else:
+            self.send_tail.next_send = s
+        self.send_tail = s
+
+    cdef Stream _pop_send_queue(self):
+        cdef Stream s = self.send_head
+        self.send_head = s.next_send
+        if self.send_head is None:
+            self.send_tail = None
+        s.next_send = None
+        return s
+
+    cdef void _mark_readable(self, Stream s):
+        if s.readable_reported:
+            return
+        s.readable_reported = True
+        s.next_readable = None
+        if self.readable_tail is None:
+            self.readable_head = s
+        else:
+            self.readable_tail.next_readable = s
+        self.readable_tail = s
 
     cdef void _requeue_blocked_streams(self):
         cdef Stream s
@@ -199,10 +226,10 @@ cdef class ConnectionState(FrameHandler):
         """Forget a stream whose both halves are closed; credit the peer a new one."""
         if not (s.send_closed() and s.recv_closed()):
             return
-        if s.stream_id not in self.streams:
+        if s.discarded:
             return
-        del self.streams[s.stream_id]
-        self.readable_streams.pop(s.stream_id, None)
+        s.discarded = True
+        self.streams.discard(s.stream_id)
         cdef bint local = (s.stream_id & 1) == (0 if self.is_client else 1)
         if not local:
             # RFC 9000 §4.6: let the peer open another stream of this type.

@@ -139,7 +139,7 @@ cdef class PacketBuilder(ConnectionState):
         return False
 
     cdef bint _app_wants_send(self):
-        return bool(self.send_queue or self.handshake_done_pending or self.path_challenge_pending or self.max_data_pending or self.new_tokens_pending
+        return bool(self.send_head is not None or self.handshake_done_pending or self.path_challenge_pending or self.max_data_pending or self.new_tokens_pending
                     or self.max_streams_bidi_pending or self.max_streams_uni_pending
                     or self.new_cid_pending or self.retire_cid_pending or self.path_responses
                     or self.datagrams_out or self.ping_pending or self.data_blocked_pending
@@ -558,10 +558,11 @@ cdef class PacketBuilder(ConnectionState):
         cdef uint8_t ftype
         cdef Py_ssize_t type_pos
         cdef bint blocked
-        while self.send_queue and w.end - w.pos > 24 and rec.frame_count < MAX_FRAME_RECORDS:
-            s = self.streams.get(self.send_queue[0])
-            if s is None:
-                self.send_queue.popleft()
+        while self.send_head is not None and w.end - w.pos > 24 and rec.frame_count < MAX_FRAME_RECORDS:
+            s = self.send_head
+            if s.discarded:
+                self._pop_send_queue()
+                s.queued = False
                 continue
             if ptype == PACKET_ONE_RTT:
                 if s.reset_pending and w.end - w.pos >= 25:
@@ -624,9 +625,9 @@ cdef class PacketBuilder(ConnectionState):
             if blocked:
                 wrote |= self._write_blocked_frames(w, rec, s)
             # Done with this stream for now: drop it from the queue or rotate it.
-            self.send_queue.popleft()
+            self._pop_send_queue()
             if s.wants_send() and n >= 0:
-                self.send_queue.append(s.stream_id)
+                self._append_to_send_queue(s)
             else:
                 s.queued = False
                 if n < 0 and s.wants_send():

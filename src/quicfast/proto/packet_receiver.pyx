@@ -552,7 +552,7 @@ cdef class PacketReceiver(PacketBuilder):
         cdef Stream s
         cdef int kind = f.kind
         if kind == FRAME_STREAM:
-            s = self.streams.get(f.stream_id)
+            s = <Stream>self.streams.lookup(f.stream_id)
             if s is not None and s.send is not None:
                 s.send.on_acked(f.offset, f.length, f.fin)
                 if s.send.all_acked():
@@ -560,7 +560,7 @@ cdef class PacketReceiver(PacketBuilder):
         elif kind == FRAME_CRYPTO:
             (<PacketSpace>self.spaces[f.stream_id]).crypto_send.on_acked(f.offset, f.length, False)
         elif kind == FRAME_RESET_STREAM:
-            s = self.streams.get(f.stream_id)
+            s = <Stream>self.streams.lookup(f.stream_id)
             if s is not None:
                 s.reset_acked = True
                 self._maybe_discard_stream(s)
@@ -576,7 +576,7 @@ cdef class PacketReceiver(PacketBuilder):
                 "header": {"packet_type": _QLOG_SPACE_NAMES[space_id], "packet_number": packet.pn}},
                 self.clock_ns / 1e9)
         if kind == FRAME_STREAM:
-            s = self.streams.get(f.stream_id)
+            s = <Stream>self.streams.lookup(f.stream_id)
             if s is not None and s.send is not None and s.reset_code < 0:
                 s.send.on_lost(f.offset, f.length, f.fin)
                 self._queue_stream(s)
@@ -586,23 +586,23 @@ cdef class PacketReceiver(PacketBuilder):
         elif kind == FRAME_MAX_DATA:
             self.max_data_pending = True
         elif kind == FRAME_MAX_STREAM_DATA:
-            s = self.streams.get(f.stream_id)
+            s = <Stream>self.streams.lookup(f.stream_id)
             if s is not None and s.recv is not None and s.recv.final_size < 0:
                 s.max_stream_data_pending = True
                 self._queue_stream(s)
         elif kind == FRAME_RESET_STREAM:
-            s = self.streams.get(f.stream_id)
+            s = <Stream>self.streams.lookup(f.stream_id)
             if s is not None and not s.reset_acked:
                 s.reset_pending = True
                 self._queue_stream(s)
         elif kind == FRAME_STOP_SENDING:
-            s = self.streams.get(f.stream_id)
+            s = <Stream>self.streams.lookup(f.stream_id)
             if s is not None and not s.recv_closed():
                 s.stop_pending = True
                 self._queue_stream(s)
         elif kind == FRAME_STREAM_DATA_BLOCKED:
             # RFC 9000 §13.3: resent only while still blocked at that limit.
-            s = self.streams.get(f.stream_id)
+            s = <Stream>self.streams.lookup(f.stream_id)
             if s is not None and s.send is not None and s.send_window.limit == f.offset:
                 s.send_window.on_blocked_lost(f.offset)
                 self._queue_stream(s)
@@ -678,8 +678,7 @@ cdef class PacketReceiver(PacketBuilder):
         if s.recv.highest_offset > before:
             self.conn_received_total += s.recv.highest_offset - before
         if (s.recv.readable() > 0 or s.recv.is_finished()) and not s.readable_reported:
-            s.readable_reported = True
-            self.readable_streams[s.stream_id] = None
+            self._mark_readable(s)
         return 0
 
     cdef int _handle_crypto_frame(self, Reader* r, int space_id, int64_t now) except -1:
@@ -733,8 +732,7 @@ cdef class PacketReceiver(PacketBuilder):
         cdef uint64_t unread = final_size - s.recv.read_offset if final_size > s.recv.read_offset else 0
         if unread:
             self.conn_recv_window.on_consumed(unread, self.last_activity, self.recovery.rtt.smoothed_rtt)
-        s.peer_reset = True
-        self.readable_streams.pop(sid, None)
+        s.peer_reset = True   # the readable list now skips it: StreamReset replaces the news
         self._events.append(StreamReset(sid, code, final_size))
         self._maybe_discard_stream(s)
         return 0

@@ -86,7 +86,7 @@ cdef class Connection(PacketReceiver):
         self.tls_config = tls_config
         self.version = version if version is not None else config.versions[0]
         self.state = S_FIRSTFLIGHT
-        self._events = collections.deque()
+        self._events = []
         self.spaces = [PacketSpace(), PacketSpace(), PacketSpace()]
         self.recovery = LossRecovery(is_client, config.congestion_control, config.initial_packet_size)
         self.host_cid = host_cid
@@ -274,17 +274,26 @@ cdef class Connection(PacketReceiver):
         """Pop the next event, or None."""
         if self.readable_head is not None:
             self._queue_readable_events()
-        if self._events:
-            return self._events.popleft()
-        return None
+        cdef Py_ssize_t head = self._events_head
+        if head == len(self._events):
+            return None
+        event = self._events[head]
+        if head + 1 == len(self._events):
+            self._events = []
+            self._events_head = 0
+        else:
+            self._events[head] = None
+            self._events_head = head + 1
+        return event
 
     def drain_events(self):
         """Every pending event, oldest first, as a list (empty when none): the
         same events as calling `next_event()` until None, in one call."""
         if self.readable_head is not None:
             self._queue_readable_events()
-        cdef list out = list(self._events)
-        self._events.clear()
+        cdef list out = self._events if self._events_head == 0 else self._events[self._events_head:]
+        self._events = []
+        self._events_head = 0
         return out
 
     cdef void _queue_readable_events(self):
@@ -314,6 +323,9 @@ cdef class Connection(PacketReceiver):
 
         When it does not, a STREAMS_BLOCKED frame (RFC 9000 §19.14) is queued,
         once per limit, so the peer learns that we want more streams."""
+        return self._can_open_stream(is_unidirectional)
+
+    cdef bint _can_open_stream(self, bint is_unidirectional):
         if is_unidirectional:
             if self.next_uni // 4 < self.peer_max_uni:
                 return True
@@ -335,7 +347,7 @@ cdef class Connection(PacketReceiver):
         """
         if self.state >= S_CLOSING:
             raise errors.ConnectionClosedError("connection is closed")
-        if not self.can_open_stream(is_unidirectional):
+        if not self._can_open_stream(is_unidirectional):
             raise errors.StreamLimitReachedError(self.peer_max_uni if is_unidirectional else self.peer_max_bidi, bidirectional=not is_unidirectional)
         cdef uint64_t sid
         if is_unidirectional:

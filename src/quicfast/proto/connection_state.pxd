@@ -138,7 +138,10 @@ cdef class ConnectionState(FrameHandler):
     cdef object _tls
     cdef readonly uint32_t version
     cdef int state
-    cdef object _events           # deque of events for next_event()
+    # _events: pending events; next_event() takes them from _events_head on,
+    # drain_events() hands the whole list over.
+    cdef list _events
+    cdef Py_ssize_t _events_head
     cdef list spaces
     cdef PacketProtection zero_rtt_send, zero_rtt_recv
     # recovery is readable for diagnostics and tests (RTT, window, pacer).

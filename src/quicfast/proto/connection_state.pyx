@@ -50,17 +50,9 @@ def _params_for_qlog(params):
 cdef class Stream:
     """One stream's send and receive halves (RFC 9000 §3)."""
 
-    def __cinit__(self, int64_t stream_id, bint can_send, bint can_recv, uint64_t send_limit,
-                  uint64_t recv_window, uint64_t recv_max):
-        self.stream_id = stream_id
+    def __cinit__(self):
         self.reset_code = -1
         self.stop_code = -1
-        if can_send:
-            self.send = SendBuffer()
-            self.send_window = SendWindow(send_limit)
-        if can_recv:
-            self.recv = RecvBuffer()
-            self.recv_window = ReceiveWindow(recv_window, recv_max)
 
     cdef bint send_closed(self):
         if self.send is None:
@@ -153,8 +145,17 @@ cdef class ConnectionState(FrameHandler):
                 send_limit = self.peer_initial_max_stream_data_bidi_remote
             else:
                 send_limit = self.peer_initial_max_stream_data_bidi_local
-        cdef Stream s = Stream(sid, can_send, can_recv, send_limit,
-                               self.stream_receive_window, self.stream_receive_window_max)
+        # __new__ and direct field stores: no argument parsing for five objects.
+        cdef Stream s = Stream.__new__(Stream)
+        s.stream_id = sid
+        if can_send:
+            s.send = SendBuffer.__new__(SendBuffer)
+            s.send_window = SendWindow.__new__(SendWindow)
+            s.send_window.limit = send_limit
+        if can_recv:
+            s.recv = RecvBuffer.__new__(RecvBuffer)
+            s.recv_window = ReceiveWindow.__new__(ReceiveWindow)
+            s.recv_window.set_initial(self.stream_receive_window, self.stream_receive_window_max)
         self.streams.insert(sid, s)
         return s
 

@@ -28,6 +28,7 @@ cdef class ReceiveWindow:
     cdef int64_t _epoch_start
     cdef uint64_t _epoch_offset
 
+    cdef void set_initial(self, uint64_t initial, uint64_t maximum)
     cdef int on_data_received(self, uint64_t new_highest) except -1
     cdef int on_data_added(self, uint64_t nbytes) except -1
     cdef void on_consumed(self, uint64_t nbytes, int64_t now, int64_t smoothed_rtt)

@@ -29,13 +29,18 @@ cdef class ReceiveWindow:
     window grows, so the connection never limits a single stream first.
     """
 
-    def __cinit__(self, uint64_t initial, uint64_t maximum=0):
+    def __cinit__(self, uint64_t initial=0, uint64_t maximum=0):
+        self._epoch_start = -1
+        self.set_initial(initial, maximum)
+
+    cdef void set_initial(self, uint64_t initial, uint64_t maximum):
+        """set_initial starts the window at |initial|, growing up to |maximum|
+        (the engine makes windows with __new__ and calls this: no argument parsing)."""
         if maximum < initial:
             maximum = initial
         self.window = initial
         self.maximum = maximum
         self.max_allowed = initial
-        self._epoch_start = -1
 
     cdef int on_data_received(self, uint64_t new_highest) except -1:
         """on_data_received records that the peer sent up to |new_highest|;

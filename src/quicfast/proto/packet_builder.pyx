@@ -167,8 +167,13 @@ cdef class PacketBuilder(ConnectionState):
             pad_to = 0
             if needs_padding or (space_id == SPACE_INITIAL and self.is_client):
                 needs_padding = True
-                if not any(self._space_wants_send(later, now) for later in range(space_id + 1, 3)):
-                    pad_to = MIN_INITIAL_DATAGRAM_SIZE - pos
+                # Pad the last packet of the datagram (a generator here would
+                # cost a closure object on every call of this function).
+                pad_to = MIN_INITIAL_DATAGRAM_SIZE - pos
+                for later in range(space_id + 1, 3):
+                    if self._space_wants_send(later, now):
+                        pad_to = 0
+                        break
             n = self._build_packet(buf + pos, room - pos, space_id, now, pad_to, False)
             if n > 0:
                 if space_id == SPACE_INITIAL and not self.is_client and self._last_packet_ack_eliciting:

@@ -6,8 +6,9 @@ grow by 4 (§2.1), so the hash multiplies id >> 2 by a 64-bit odd constant and
 keeps the top bits (Fibonacci hashing): consecutive streams land on spread
 out slots. Collisions probe linearly; removal shifts later entries of the
 probe chain back instead of leaving tombstones, so lookups never slow down as
-streams come and go. The table doubles at 50 % load and halves when a
-quarter full, never below 16 slots.
+streams come and go. The table doubles at 50 % load and halves when an
+eighth full (the gap keeps a steady number of streams from resizing it back
+and forth), never below 16 slots.
 
 Size is bounded by the engine's stream limits (the peer can only make us
 hold as many streams as our MAX_STREAMS credit allows).
@@ -139,7 +140,7 @@ cdef class StreamTable:
         self._slots[i].value = NULL
         self.count -= 1
         Py_DECREF(<object>value)
-        if self._capacity > MIN_CAPACITY and self.count * 4 < self._capacity:
+        if self._capacity > MIN_CAPACITY and self.count * 8 < self._capacity:
             try:
                 self._resize(self._capacity // 2)
             except MemoryError:

@@ -42,6 +42,7 @@ Pointers handed out by `next_frame` point into a segment and stay valid until
 the next call that can free it: `on_acked`, `reset`.
 """
 
+cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE, _PyBytes_Resize
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from cpython.object cimport PyObject
@@ -125,6 +126,7 @@ cdef int _remove_range(RangeSet rs, uint64_t start, uint64_t end) except -1:
     return 0
 
 
+@cython.no_gc   # holds only range sets and bytes: never part of a cycle
 cdef class SendBuffer:
     """`SendBuffer()`: the sending half of a stream's data (RFC 9000 §3.1).
 
@@ -136,8 +138,8 @@ cdef class SendBuffer:
     """
 
     def __cinit__(self):
-        self._acked = RangeSet()
-        self._lost = RangeSet()
+        self._acked = RangeSet.__new__(RangeSet)
+        self._lost = RangeSet.__new__(RangeSet)
         self._next_size = INITIAL_CAPACITY
 
     def __dealloc__(self):
@@ -433,6 +435,7 @@ cdef class SendBuffer:
         return list(self._lost)
 
 
+@cython.no_gc   # holds only a range set and a bytes object: never part of a cycle
 cdef class RecvBuffer:
     """`RecvBuffer()`: the receiving half of a stream's data (RFC 9000 §2.2, §3.2).
 
@@ -444,7 +447,7 @@ cdef class RecvBuffer:
 
     def __cinit__(self):
         self.final_size = -1
-        self._received = RangeSet()
+        self._received = RangeSet.__new__(RangeSet)
 
     def __dealloc__(self):
         Py_XDECREF(self._store)

@@ -46,7 +46,7 @@ def _params_for_qlog(params):
 
 
 @cython.no_gc       # its buffers and windows never refer back: no cycles to collect
-@cython.freelist(128)
+@cython.freelist(256)
 cdef class Stream:
     """One stream's send and receive halves (RFC 9000 §3)."""
 

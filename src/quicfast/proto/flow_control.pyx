@@ -16,9 +16,11 @@ transfer rather than the reader, so it doubles, never past `maximum`. A slow
 reader keeps the window where it is. Time is passed in (int64 nanoseconds).
 """
 
+cimport cython
 from libc.stdint cimport uint64_t, int64_t
 
 
+@cython.freelist(256)   # one per stream: streams come and go by the thousand
 cdef class ReceiveWindow:
     """`ReceiveWindow(initial, maximum=0)`: our limit on the peer's data.
 
@@ -119,6 +121,7 @@ cdef class ReceiveWindow:
         self.grow_to(window)
 
 
+@cython.freelist(256)
 cdef class SendWindow:
     """`SendWindow(limit=0)`: the peer's limit on our data.
 

@@ -42,9 +42,13 @@ cdef class PacketBuilder(ConnectionState):
         """Fast path: write up to `max_datagrams` datagrams into the writable
         `buf`, all `segment_size` bytes long but the last (ready for one GSO
         send). Returns ``(count, segment_size, total_length)``."""
-        cdef uint8_t[:] view = buf
-        cdef Py_ssize_t seg = 0, total = 0
-        cdef Py_ssize_t count = self._fill(&view[0], view.shape[0], max_datagrams, to_ns(now), &seg, &total)
+        cdef Py_buffer view
+        cdef Py_ssize_t seg = 0, total = 0, count
+        PyObject_GetBuffer(buf, &view, PyBUF_WRITABLE)
+        try:
+            count = self._fill(<uint8_t*>view.buf, view.len, max_datagrams, to_ns(now), &seg, &total)
+        finally:
+            PyBuffer_Release(&view)
         return count, seg, total
 
     cdef Py_ssize_t _fill(self, uint8_t* buf, Py_ssize_t cap, int max_datagrams, int64_t now,

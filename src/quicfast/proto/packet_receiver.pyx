@@ -40,14 +40,17 @@ cdef class PacketReceiver(PacketBuilder):
 
         `data` is copied once into a scratch buffer and decrypted there.
         """
-        cdef const uint8_t[:] view = data
-        cdef Py_ssize_t n = view.shape[0]
+        cdef Py_buffer view
+        PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+        cdef Py_ssize_t n = view.len
         if n == 0 or n > SCRATCH_SIZE:
+            PyBuffer_Release(&view)
             return
         if self.scratch is None:
             self.scratch = bytearray(SCRATCH_SIZE)
             self.scratch_ptr = <uint8_t*>(<char*>self.scratch)
-        memcpy(self.scratch_ptr, &view[0], n)
+        memcpy(self.scratch_ptr, view.buf, n)
+        PyBuffer_Release(&view)
         self.rx_ecn = ecn & 3
         self._receive(self.scratch_ptr, n, addr, to_ns(now))
 
@@ -55,29 +58,37 @@ cdef class PacketReceiver(PacketBuilder):
         """Fast path: process a datagram in a writable buffer the caller owns
         (e.g. a slice of the socket layer's receive pool). The buffer is
         decrypted in place and must not be reused by the caller afterwards."""
-        cdef uint8_t[:] view = data
-        if view.shape[0] == 0:
-            return
-        self.rx_ecn = ecn & 3
-        self._receive(&view[0], view.shape[0], addr, to_ns(now))
+        cdef Py_buffer view
+        PyObject_GetBuffer(data, &view, PyBUF_WRITABLE)
+        try:
+            if view.len:
+                self.rx_ecn = ecn & 3
+                self._receive(<uint8_t*>view.buf, view.len, addr, to_ns(now))
+        finally:
+            PyBuffer_Release(&view)
 
     def receive_segments(self, buf, Py_ssize_t total, Py_ssize_t segment_size, addr, double now, int ecn=0):
         """Fastest path: process the datagrams laid end to end in the writable
         `buf[:total]`, each `segment_size` bytes but the last (what a UDP GRO
         read or a peer's GSO send produces), with one call. Decrypted in
         place, like `receive_datagram_inplace`."""
-        cdef uint8_t[:] view = buf
+        cdef Py_buffer view
         cdef Py_ssize_t pos = 0, n
-        if total > view.shape[0]:
-            raise ValueError("total %d is larger than the buffer (%d)" % (total, view.shape[0]))
+        cdef int64_t t
         if segment_size <= 0:
             raise ValueError("segment_size must be positive")
-        cdef int64_t t = to_ns(now)
-        self.rx_ecn = ecn & 3
-        while pos < total:
-            n = min(segment_size, total - pos)
-            self._receive(&view[pos], n, addr, t)
-            pos += n
+        PyObject_GetBuffer(buf, &view, PyBUF_WRITABLE)
+        try:
+            if total > view.len:
+                raise ValueError("total %d is larger than the buffer (%d)" % (total, view.len))
+            t = to_ns(now)
+            self.rx_ecn = ecn & 3
+            while pos < total:
+                n = min(segment_size, total - pos)
+                self._receive(<uint8_t*>view.buf + pos, n, addr, t)
+                pos += n
+        finally:
+            PyBuffer_Release(&view)
 
     cdef void _receive(self, uint8_t* data, Py_ssize_t length, object addr, int64_t now):
         cdef Py_ssize_t pos = 0

@@ -21,7 +21,7 @@ cdef enum:
     INLINE_RANGES = 4
 
 
-@cython.freelist(64)
+@cython.freelist(512)   # three per stream
 cdef class RangeSet:
     """`RangeSet(max_ranges=0, ranges=())`: a set of integers stored as ranges."""
 

@@ -127,6 +127,7 @@ cdef int _remove_range(RangeSet rs, uint64_t start, uint64_t end) except -1:
 
 
 @cython.no_gc   # holds only range sets and bytes: never part of a cycle
+@cython.freelist(256)
 cdef class SendBuffer:
     """`SendBuffer()`: the sending half of a stream's data (RFC 9000 §3.1).
 
@@ -436,6 +437,7 @@ cdef class SendBuffer:
 
 
 @cython.no_gc   # holds only a range set and a bytes object: never part of a cycle
+@cython.freelist(256)
 cdef class RecvBuffer:
     """`RecvBuffer()`: the receiving half of a stream's data (RFC 9000 §2.2, §3.2).
 

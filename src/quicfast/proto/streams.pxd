@@ -54,9 +54,11 @@ cdef class SendBuffer:
     # _next_size is the size of the next segment of our own (doubles up to
     # a cap while the stream keeps data buffered).
     cdef Py_ssize_t _next_size
-    # _acked holds acknowledged ranges above acked_offset.
+    # _acked holds acknowledged ranges above acked_offset (None until an ACK
+    # arrives out of order).
     cdef RangeSet _acked
-    # _lost holds ranges declared lost and not yet re-sent (never acked ones).
+    # _lost holds ranges declared lost and not yet re-sent (never acked ones;
+    # None until a loss).
     cdef RangeSet _lost
 
     cdef Py_ssize_t _find(self, uint64_t offset) noexcept

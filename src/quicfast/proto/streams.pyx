@@ -64,7 +64,8 @@ cdef enum:
     # reference; smaller ones are copied (a segment boundary splits a frame).
     LEND_MIN_BYTES = 32768
     # HANDOVER_MIN_BYTES: a read this large takes the receive area itself;
-    # smaller ones copy (a fresh area would cost more than the copy).
+    # smaller ones copy (a fresh area would cost more than the copy), unless
+    # the area holds exactly what is read.
     HANDOVER_MIN_BYTES = 2048
     # MAX_CAPACITY_HINT caps the half of a new receive area's size that
     # comes from the last read handed over.
@@ -139,8 +140,8 @@ cdef class SendBuffer:
     """
 
     def __cinit__(self):
-        self._acked = RangeSet.__new__(RangeSet)
-        self._lost = RangeSet.__new__(RangeSet)
+        # _acked and _lost are made on first need: in-order ACKs and no loss,
+        # the common case, never need them.
         self._next_size = INITIAL_CAPACITY
 
     def __dealloc__(self):
@@ -273,7 +274,7 @@ cdef class SendBuffer:
     cdef bint has_data_to_send(self, uint64_t flow_limit):
         if self.is_reset:
             return False
-        if self._lost.count:
+        if self._lost is not None and self._lost.count:
             return True
         if self.sent_offset < self.write_offset:
             return self.sent_offset < flow_limit
@@ -292,7 +293,7 @@ cdef class SendBuffer:
         cdef SendSegment* seg
         if self.is_reset:
             return -1
-        if self._lost.count and max_length > 0:
+        if self._lost is not None and self._lost.count and max_length > 0:
             start = self._lost.starts[0]
             end = _min64(self._lost.ends[0], start + <uint64_t>max_length)
             seg = &self._segments[self._find(start)]
@@ -340,12 +341,23 @@ cdef class SendBuffer:
             self.fin_sent = True
         if start >= end:
             return
+        if start == self.acked_offset and (self._acked is None or self._acked.count == 0):
+            # In order, nothing acknowledged above: just move the prefix.
+            self.acked_offset = end
+            if self._lost is not None:
+                self._lost.remove_below(end)
+            self._release_front()
+            return
+        if self._acked is None:
+            self._acked = RangeSet.__new__(RangeSet)
         self._acked.add(start, end)
-        _remove_range(self._lost, start, end)
+        if self._lost is not None:
+            _remove_range(self._lost, start, end)
         if self._acked.starts[0] <= self.acked_offset:
             self.acked_offset = self._acked.ends[0]
             self._acked.remove_below(self.acked_offset)
-            self._lost.remove_below(self.acked_offset)
+            if self._lost is not None:
+                self._lost.remove_below(self.acked_offset)
             self._release_front()
 
     cdef void on_lost(self, uint64_t offset, uint64_t length, bint fin):
@@ -360,12 +372,15 @@ cdef class SendBuffer:
             self.fin_sent = False
         if start >= end:
             return
-        i = _first_ending_after(self._acked, start)
-        while i < self._acked.count and self._acked.starts[i] < end:
-            if self._acked.starts[i] > start:
-                self._lost.add(start, self._acked.starts[i])
-            start = _max64(start, self._acked.ends[i])
-            i += 1
+        if self._lost is None:
+            self._lost = RangeSet.__new__(RangeSet)
+        if self._acked is not None:
+            i = _first_ending_after(self._acked, start)
+            while i < self._acked.count and self._acked.starts[i] < end:
+                if self._acked.starts[i] > start:
+                    self._lost.add(start, self._acked.starts[i])
+                start = _max64(start, self._acked.ends[i])
+                i += 1
         if start < end:
             self._lost.add(start, end)
 
@@ -380,8 +395,10 @@ cdef class SendBuffer:
         """reset drops all data (RESET_STREAM sent, RFC 9000 §3.1): nothing
         is sent or retransmitted afterwards."""
         self.is_reset = True
-        self._acked.clear()
-        self._lost.clear()
+        if self._acked is not None:
+            self._acked.clear()
+        if self._lost is not None:
+            self._lost.clear()
         self.acked_offset = self.write_offset
         self._release_front()
 
@@ -433,7 +450,7 @@ cdef class SendBuffer:
 
     def lost_ranges(self):
         """The ranges queued for retransmission, lowest first."""
-        return list(self._lost)
+        return list(self._lost) if self._lost is not None else []
 
 
 @cython.no_gc   # holds only a range set and a bytes object: never part of a cycle
@@ -480,6 +497,10 @@ cdef class RecvBuffer:
             return 0
         if self._capacity:
             capacity = self._capacity * 2
+        elif self.final_size >= 0:
+            # The FIN came first (a short stream in one frame, typically):
+            # exactly the rest of the stream, which read() can then hand over.
+            capacity = <Py_ssize_t>(<uint64_t>self.final_size - self.read_offset)
         else:
             capacity = self._next_capacity if self._next_capacity > INITIAL_CAPACITY else INITIAL_CAPACITY
         if <uint64_t>capacity < need:
@@ -578,7 +599,7 @@ cdef class RecvBuffer:
             n = max_length
         if n <= 0:
             return b""
-        if (n >= HANDOVER_MIN_BYTES and self._data_offset == self.read_offset
+        if ((n >= HANDOVER_MIN_BYTES or n == self._capacity) and self._data_offset == self.read_offset
                 and self._received.count == 1 and self._received.ends[0] == self.read_offset + <uint64_t>n):
             if n < self._capacity:
                 try:

@@ -143,11 +143,16 @@ cdef class PacketBuilder(ConnectionState):
         return False
 
     cdef bint _app_wants_send(self):
-        return bool(self.send_head is not None or self.handshake_done_pending or self.path_challenge_pending or self.max_data_pending or self.new_tokens_pending
-                    or self.max_streams_bidi_pending or self.max_streams_uni_pending
-                    or self.new_cid_pending or self.retire_cid_pending or self.path_responses
-                    or self.datagrams_out or self.ping_pending or self.data_blocked_pending
-                    or self.streams_blocked_bidi_pending or self.streams_blocked_uni_pending)
+        # Flags first, containers after, each tested in C (a Python `or`
+        # chain here made a bool object per operand on every call).
+        if (self.send_head is not None or self.handshake_done_pending or self.path_challenge_pending
+                or self.max_data_pending or self.max_streams_bidi_pending or self.max_streams_uni_pending
+                or self.ping_pending or self.data_blocked_pending
+                or self.streams_blocked_bidi_pending or self.streams_blocked_uni_pending):
+            return True
+        if self.new_tokens_pending or self.new_cid_pending or self.retire_cid_pending or self.path_responses:
+            return True
+        return len(self.datagrams_out) > 0
 
     cdef Py_ssize_t _build_datagram(self, uint8_t* buf, Py_ssize_t room, int64_t now) except -1:
         cdef Py_ssize_t pos = 0, n, pad_to

@@ -238,7 +238,8 @@ cdef class PacketReceiver(PacketBuilder):
             space.ecn_received[0 if self.rx_ecn == 2 else 1 if self.rx_ecn == 1 else 2] += 1
         if (not self.is_client and h.packet_type == PACKET_ONE_RTT and addr is not None
                 and self.peer_addr is not None and pn == space.largest_received
-                and self.rx_non_probing and addr != self.peer_addr and self.handshake_confirmed):
+                and self.rx_non_probing and addr is not self.peer_addr and addr != self.peer_addr
+                and self.handshake_confirmed):
             self._on_peer_address_change(addr, plen, now)
         if ack_eliciting:
             space.ack_eliciting_unacked += 1

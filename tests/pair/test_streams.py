@@ -300,3 +300,47 @@ def test_drain_events_returns_everything_next_event_would():
     assert drained == [events.StreamOpened(sid) for sid in sids] + [events.StreamDataAvailable(sid) for sid in sids]
     assert pair.server.drain_events() == [] and pair.server.next_event() is None
     assert [pair.server.read_stream(sid) for sid in sids] == [(b"a", True), (b"bb", True), (b"ccc", True)]
+
+
+def test_streams_opened_past_the_limit_wait_for_credit():
+    """open_stream(past_limit=True) hands out streams beyond the peer's
+    limit; their data is held (the server would close the connection with
+    STREAM_LIMIT_ERROR otherwise) and goes out as MAX_STREAMS credit
+    returns. Every request arrives and is answered."""
+    received, answered = {}, set()
+
+    def server_app(conn, event):
+        if isinstance(event, events.StreamDataAvailable):
+            data, fin = conn.read_stream(event.stream_id)
+            received[event.stream_id] = received.get(event.stream_id, b"") + data
+            if fin:
+                conn.send_stream_data(event.stream_id, b"ok", end_stream=True)
+
+    def client_app(conn, event):
+        if isinstance(event, events.StreamDataAvailable):
+            data, fin = conn.read_stream(event.stream_id)
+            if fin:
+                answered.add(event.stream_id)
+
+    pair = Pair(seed=26, server_config=Config(max_incoming_streams=4), server_app=server_app, client_app=client_app)
+    pair.handshake()
+    bodies = {}
+    for i in range(20):
+        sid = pair.client.open_stream(past_limit=True)
+        bodies[sid] = b"request %d" % i
+        pair.client.send_stream_data(sid, bodies[sid], end_stream=True)
+    assert not pair.client.can_open_stream()
+    pair.drive_until(lambda: len(answered) == len(bodies))
+    assert received == bodies
+    assert not pair.client.is_closed and not pair.server.is_closed
+    # The server saw at most 4 streams at a time: it opened them in id order, as credit allowed.
+    assert [e.stream_id for e in pair.events_of("server", events.StreamOpened)] == sorted(bodies)
+
+
+def test_open_stream_past_the_limit_needs_the_flag():
+    pair = Pair(seed=27, server_config=Config(max_incoming_streams=1))
+    pair.handshake()
+    pair.client.open_stream()
+    with pytest.raises(StreamLimitReachedError):
+        pair.client.open_stream()
+    assert pair.client.open_stream(past_limit=True) == 4

@@ -340,14 +340,20 @@ cdef class Connection(PacketReceiver):
             self.streams_blocked_bidi_pending = self.state == S_CONNECTED or self.state == S_FIRSTFLIGHT
         return False
 
-    def open_stream(self, bint is_unidirectional=False):
+    def open_stream(self, bint is_unidirectional=False, bint past_limit=False):
         """Open a new locally initiated stream and return its id.
 
-        :raises errors.StreamLimitReachedError: when the peer's limit is reached.
+        With `past_limit`, a stream beyond the peer's current stream limit is
+        opened too (as aioquic does): it can be written to at once, and its
+        frames wait until MAX_STREAMS covers it (a STREAMS_BLOCKED frame asks
+        for that). The caller bounds how many such streams it opens.
+
+        :raises errors.StreamLimitReachedError: when the peer's limit is
+            reached and not `past_limit`.
         """
         if self.state >= S_CLOSING:
             raise errors.ConnectionClosedError("connection is closed")
-        if not self._can_open_stream(is_unidirectional):
+        if not self._can_open_stream(is_unidirectional) and not past_limit:
             raise errors.StreamLimitReachedError(self.peer_max_uni if is_unidirectional else self.peer_max_bidi, bidirectional=not is_unidirectional)
         cdef uint64_t sid
         if is_unidirectional:
@@ -624,8 +630,8 @@ cdef class Connection(PacketReceiver):
         if self.tracer is not None:
             self.tracer.event("transport:parameters_set", dict(owner="remote", **_params_for_qlog(params)),
                               self.clock_ns / 1e9)
-        self.peer_max_bidi = params.initial_max_streams_bidi
-        self.peer_max_uni = params.initial_max_streams_uni
+        self._set_peer_stream_limit(False, params.initial_max_streams_bidi)
+        self._set_peer_stream_limit(True, params.initial_max_streams_uni)
         self.conn_send_window.update(params.initial_max_data)
         self.ack_delay_exponent_peer = params.ack_delay_exponent
         self.recovery.max_ack_delay = <int64_t>params.max_ack_delay * 1000000
@@ -661,8 +667,8 @@ cdef class Connection(PacketReceiver):
         """Client, 0-RTT: apply the server's parameters remembered with the
         session ticket (RFC 9000 §7.4.1) so early data respects them."""
         params = tp.decode_transport_parameters(data, from_server=True)
-        self.peer_max_bidi = params.initial_max_streams_bidi
-        self.peer_max_uni = params.initial_max_streams_uni
+        self._set_peer_stream_limit(False, params.initial_max_streams_bidi)
+        self._set_peer_stream_limit(True, params.initial_max_streams_uni)
         self.conn_send_window.update(params.initial_max_data)
         self.peer_params = params
         self._cache_peer_stream_limits(params)

@@ -97,6 +97,10 @@ cdef class Stream:
     # discarded: forgotten by the connection (both halves closed); a stream
     # still linked from a list is skipped when the list is walked.
     cdef bint discarded
+    # held: a local stream opened past the peer's stream limit (open_stream
+    # with past_limit) that has frames to send; it joins the send queue when
+    # MAX_STREAMS covers it (RFC 9000 §4.6 forbids sending on it before).
+    cdef bint held
     cdef bint recv_done_reported
 
     cdef bint send_closed(self)
@@ -301,6 +305,8 @@ cdef class ConnectionState(FrameHandler):
     cdef Stream _create_stream(self, uint64_t sid)
     cdef Stream _stream_for_sending(self, uint64_t sid)
     cdef void _queue_stream(self, Stream s)
+    cdef bint _stream_has_credit(self, uint64_t sid)
+    cdef void _set_peer_stream_limit(self, bint uni, uint64_t limit)
     cdef void _append_to_send_queue(self, Stream s)
     cdef Stream _pop_send_queue(self)
     cdef void _mark_readable(self, Stream s)

@@ -179,9 +179,37 @@ cdef class ConnectionState(FrameHandler):
         return s
 
     cdef void _queue_stream(self, Stream s):
-        if not s.queued:
-            s.queued = True
-            self._append_to_send_queue(s)
+        if s.queued:
+            return
+        if not self._stream_has_credit(<uint64_t>s.stream_id):
+            s.held = True
+            return
+        s.queued = True
+        self._append_to_send_queue(s)
+
+    cdef bint _stream_has_credit(self, uint64_t sid):
+        """Whether the peer's stream limit covers `sid` (peer-initiated streams always are)."""
+        if (sid & 1) != (0 if self.is_client else 1):
+            return True
+        return sid // 4 < (self.peer_max_uni if sid & 2 else self.peer_max_bidi)
+
+    cdef void _set_peer_stream_limit(self, bint uni, uint64_t limit):
+        """Take the peer's stream limit (transport parameters or MAX_STREAMS)
+        and queue the held streams it now covers, in id order."""
+        cdef uint64_t old = self.peer_max_uni if uni else self.peer_max_bidi
+        cdef uint64_t opened = (self.next_uni if uni else self.next_bidi) // 4
+        cdef uint64_t base = (2 if uni else 0) | (0 if self.is_client else 1)
+        cdef uint64_t i
+        cdef Stream s
+        if uni:
+            self.peer_max_uni = limit
+        else:
+            self.peer_max_bidi = limit
+        for i in range(old, min(limit, opened)):
+            s = <Stream>self.streams.lookup(i * 4 + base)
+            if s is not None and s.held:
+                s.held = False
+                self._queue_stream(s)
 
     cdef void _append_to_send_queue(self, Stream s):
         s.next_send = None

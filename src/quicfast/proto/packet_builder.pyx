@@ -306,6 +306,7 @@ cdef class PacketBuilder(ConnectionState):
         if payload_len < min_payload:
             memset(buf + w.pos, 0, min_payload - payload_len)
             payload_len = min_payload
+        cdef Py_ssize_t n
         if pad_to > 0 and header_len + payload_len + AEAD_TAG_SIZE < pad_to:
             n = min(pad_to, room) - header_len - AEAD_TAG_SIZE - payload_len
             if n > 0:

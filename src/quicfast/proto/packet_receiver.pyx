@@ -393,10 +393,10 @@ cdef class PacketReceiver(PacketBuilder):
                 if a > (<uint64_t>1 << 60):
                     raise errors.TransportError(E.FRAME_ENCODING_ERROR, frame_type=ftype, reason="MAX_STREAMS above 2^60")
                 if ftype == F_MAX_STREAMS_BIDI and a > self.peer_max_bidi:
-                    self.peer_max_bidi = a
+                    self._set_peer_stream_limit(False, a)
                     self._events.append(StreamsAvailable(False))
                 elif ftype == F_MAX_STREAMS_UNI and a > self.peer_max_uni:
-                    self.peer_max_uni = a
+                    self._set_peer_stream_limit(True, a)
                     self._events.append(StreamsAvailable(True))
             elif ftype == F_DATA_BLOCKED:
                 self._need_varint(&r, &a, ftype)

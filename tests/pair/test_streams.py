@@ -330,7 +330,9 @@ def test_streams_opened_past_the_limit_wait_for_credit():
         bodies[sid] = b"request %d" % i
         pair.client.send_stream_data(sid, bodies[sid], end_stream=True)
     assert not pair.client.can_open_stream()
+    assert pair.client.peer_stream_limit() == 4 and pair.client.streams_past_limit() == 16
     pair.drive_until(lambda: len(answered) == len(bodies))
+    assert pair.client.streams_past_limit() == 0 and pair.client.peer_stream_limit() >= 20
     assert received == bodies
     assert not pair.client.is_closed and not pair.server.is_closed
     # The server saw at most 4 streams at a time: it opened them in id order, as credit allowed.

@@ -340,6 +340,17 @@ cdef class Connection(PacketReceiver):
             self.streams_blocked_bidi_pending = self.state == S_CONNECTED or self.state == S_FIRSTFLIGHT
         return False
 
+    def streams_past_limit(self, bint is_unidirectional=False):
+        """How many local streams of the type were opened beyond the peer's
+        current stream limit (`open_stream(past_limit=True)`) and wait for it."""
+        cdef uint64_t opened = (self.next_uni if is_unidirectional else self.next_bidi) // 4
+        cdef uint64_t limit = self.peer_max_uni if is_unidirectional else self.peer_max_bidi
+        return opened - limit if opened > limit else 0
+
+    def peer_stream_limit(self, bint is_unidirectional=False):
+        """The peer's current limit on streams of the type we may open (a count, RFC 9000 §4.6)."""
+        return self.peer_max_uni if is_unidirectional else self.peer_max_bidi
+
     def open_stream(self, bint is_unidirectional=False, bint past_limit=False):
         """Open a new locally initiated stream and return its id.
 

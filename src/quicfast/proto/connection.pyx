@@ -278,12 +278,17 @@ cdef class Connection(PacketReceiver):
         if head == len(self._events):
             return None
         event = self._events[head]
-        if head + 1 == len(self._events):
+        head += 1
+        if head == len(self._events):
             self._events = []
-            self._events_head = 0
+            head = 0
+        elif head >= 64 and 2 * head >= len(self._events):
+            # A driver that never empties the list must not grow it forever.
+            del self._events[:head]
+            head = 0
         else:
-            self._events[head] = None
-            self._events_head = head + 1
+            self._events[head - 1] = None
+        self._events_head = head
         return event
 
     def drain_events(self):

@@ -152,10 +152,10 @@ class Connection:
 
         :raises StreamLimitReachedError: when the peer's limit is reached (see `open_stream_sync`).
         """
-        self._raise_if_closed()
+        if self._closed.done():
+            raise self._closed.result()
         sid = self._engine.open_stream(False)
-        stream = Stream(self, sid)
-        self._streams[sid] = stream
+        stream = self._streams[sid] = Stream(self, sid)
         return stream
 
     def open_uni_stream(self) -> SendStream:
@@ -168,9 +168,18 @@ class Connection:
 
     async def open_stream_sync(self) -> Stream:
         """Open a bidirectional stream, waiting for the peer's credit if needed."""
-        while not self._engine.can_open_stream(False):
+        # The _wait() loop inline: a client at the peer's limit waits here once per stream.
+        can_open = self._engine.can_open_stream
+        while not can_open(False):
             self._raise_if_closed()
-            await self._wait(self._stream_credit_waiters)
+            waiters = self._stream_credit_waiters
+            waiter = self._loop.create_future()
+            waiters.append(waiter)
+            try:
+                await waiter
+            finally:
+                if waiter.cancelled() and waiter in waiters:
+                    waiters.remove(waiter)
         return self.open_stream()
 
     async def open_uni_stream_sync(self) -> SendStream:
@@ -328,14 +337,6 @@ class Connection:
 
     # -- send backpressure across streams ----------------------------------
 
-    def _note_written(self, stream, length: int) -> None:
-        self._send_estimate += length
-        self._send_stale = True
-        sending = self._sending
-        sending.add(stream)
-        if len(sending) > self._sending_prune_at:
-            self._count_send_buffered()     # amortised O(1) per write: keeps _sending small
-
     def _count_send_buffered(self) -> int:
         """Count the unacknowledged bytes of every stream (exact), forgetting the
         streams that have none left."""
@@ -369,17 +370,6 @@ class Connection:
 
     # -- engine events -------------------------------------------------------
 
-    def _stream_for(self, sid: int):
-        stream = self._streams.get(sid)
-        if stream is None:
-            local = (sid & 1) == (0 if self.is_client else 1)
-            if sid & 2:
-                stream = SendStream(self, sid) if local else ReceiveStream(self, sid)
-            else:
-                stream = Stream(self, sid)
-            self._streams[sid] = stream
-        return stream
-
     def _process_events(self) -> None:
         engine = self._engine
         streams = self._streams
@@ -400,8 +390,14 @@ class Connection:
                             if not waiter.done():
                                 waiter.set_result(None)
                 elif kind is StreamOpened:
-                    stream = self._stream_for(event.stream_id)
-                    (self._incoming_uni if event.stream_id & 2 else self._incoming_bidi).append(stream)
+                    # Only the peer opens streams this way: a uni one is receive-only.
+                    sid = event.stream_id
+                    if sid & 2:
+                        stream = streams[sid] = ReceiveStream(self, sid)
+                        self._incoming_uni.append(stream)
+                    else:
+                        stream = streams[sid] = Stream(self, sid)
+                        self._incoming_bidi.append(stream)
                     self._streams_opened = True
                     if self._accept_waiters:
                         _wake_all(self._accept_waiters)

@@ -42,18 +42,19 @@ class _StreamBase:
         "_send_open", "high_water", "_closed", "_write_error", "_drain_waiters",
     )
 
-    def _setup(self, connection: "Connection", stream_id: int, can_recv: bool, can_send: bool,
-               high_water: Optional[int]) -> None:
+    def __init__(self, connection: "Connection", stream_id: int, high_water: Optional[int] = None) -> None:
+        # Both halves open: the bidirectional case, the one made per request;
+        # the one-way subclasses close a half after this.
         self._conn = connection
         self._engine = connection._engine
         self.stream_id = stream_id
-        self._recv_open = can_recv
-        self._eof = not can_recv
+        self._recv_open = True
+        self._eof = False
         self._read_error: Optional[BaseException] = None
         self._read_waiter: Optional[asyncio.Future] = None
-        self._send_open = can_send
+        self._send_open = True
         self.high_water = connection._stream_high_water if high_water is None else high_water
-        self._closed = not can_send
+        self._closed = False
         self._write_error: Optional[BaseException] = None
         self._drain_waiters: Optional[list] = None
 
@@ -104,7 +105,9 @@ class ReceiveStream(_StreamBase):
     __slots__ = ()
 
     def __init__(self, connection: "Connection", stream_id: int) -> None:
-        self._setup(connection, stream_id, True, False, 0)
+        _StreamBase.__init__(self, connection, stream_id, 0)
+        self._send_open = False
+        self._closed = True
 
     def _read_now(self, n: int) -> Optional[bytes]:
         """What can be read at once: bytes, b"" at the end of the stream, or
@@ -115,13 +118,14 @@ class ReceiveStream(_StreamBase):
             raise self._read_error
         data, fin = self._engine.read_stream(self.stream_id, n)
         if data or fin:
-            if fin:
-                self._eof = True
-                if self._recv_open:
-                    self._recv_open = False
-                    self._half_done()
-            # Reading returns flow-control credit (and may retire the stream).
             conn = self._conn
+            if fin:
+                # Only an open receiving half gets this far (see _fail_read).
+                self._eof = True
+                self._recv_open = False
+                if not self._send_open:
+                    del conn._streams[self.stream_id]
+            # Reading returns flow-control credit (and may retire the stream).
             if not conn._flush_pending:
                 conn._schedule_flush()
             return data
@@ -205,7 +209,9 @@ class SendStream(_StreamBase):
     __slots__ = ()
 
     def __init__(self, connection: "Connection", stream_id: int, high_water: Optional[int] = None) -> None:
-        self._setup(connection, stream_id, False, True, high_water)
+        _StreamBase.__init__(self, connection, stream_id, high_water)
+        self._recv_open = False
+        self._eof = True
 
     def write(self, data: bytes) -> None:
         """Queue `data` (copied once into the send buffer); call `drain()` to
@@ -217,9 +223,15 @@ class SendStream(_StreamBase):
             raise self._write_error
         if self._closed:
             raise StreamError(self.stream_id, 0, remote=False, kind="closed")
-        self._engine.send_stream_data(self.stream_id, data, False)
+        self._engine.send_stream_data(self.stream_id, data)
         conn = self._conn
-        conn._note_written(self, len(data))
+        # Connection backpressure: see Connection._count_send_buffered.
+        conn._send_estimate += len(data)
+        conn._send_stale = True
+        sending = conn._sending
+        sending.add(self)
+        if len(sending) > conn._sending_prune_at:
+            conn._count_send_buffered()     # amortised O(1) per write: keeps _sending small
         if not conn._flush_pending:
             conn._schedule_flush()
 
@@ -265,9 +277,10 @@ class SendStream(_StreamBase):
         conn = self._conn
         if not conn._flush_pending:
             conn._schedule_flush()
-        if self._send_open:
-            self._send_open = False
-            self._half_done()
+        # Neither closed nor failed: the sending half is still open.
+        self._send_open = False
+        if not self._recv_open:
+            del conn._streams[self.stream_id]
 
     write_eof = close
 
@@ -289,5 +302,4 @@ class Stream(ReceiveStream, SendStream):
 
     __slots__ = ()
 
-    def __init__(self, connection: "Connection", stream_id: int, high_water: Optional[int] = None) -> None:
-        self._setup(connection, stream_id, True, True, high_water)
+    __init__ = _StreamBase.__init__

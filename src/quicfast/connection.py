@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import dataclasses
+import itertools
 from typing import TYPE_CHECKING, Optional, Union
 
 from . import errors
@@ -84,13 +85,16 @@ class Connection:
         self._datagrams_dropped_on_receive = 0
         self._drain_watchers: set = set()
         # Send backpressure across the streams: _send_estimate is never below the
-        # unacknowledged bytes of the streams in _sending (written since their
-        # last count); it is made exact again only when it crosses the mark.
+        # unacknowledged bytes of the streams in _sending (ids of the streams
+        # written since their last count); it is made exact again only when it
+        # crosses the mark. It is exact while it equals _send_counted (the last
+        # count, -1 once acknowledgements may have arrived). write() only adds;
+        # _process_events prunes _sending once per batch.
         self._stream_high_water = config.stream_send_high_water
         self._connection_high_water = config.connection_send_high_water
-        self._sending: set = set()
+        self._sending: set[int] = set()
         self._send_estimate = 0
-        self._send_stale = False
+        self._send_counted = 0
         self._sending_prune_at = 64
         self._flush_pending = False
         #: Set when the peer opened streams since the transport last looked.
@@ -339,19 +343,11 @@ class Connection:
 
     def _count_send_buffered(self) -> int:
         """Count the unacknowledged bytes of every stream (exact), forgetting the
-        streams that have none left."""
-        buffered = self._engine.stream_send_buffered
-        total = 0
-        done = []
-        for stream in self._sending:
-            n = buffered(stream.stream_id)
-            if n:
-                total += n
-            else:
-                done.append(stream)
-        self._sending.difference_update(done)
-        self._send_estimate = total
-        self._send_stale = False
+        streams that have none left (loops in C: map and compress)."""
+        ids = list(self._sending)
+        counts = list(map(self._engine.stream_send_buffered, ids))
+        self._sending = set(itertools.compress(ids, counts))
+        total = self._send_estimate = self._send_counted = sum(counts)
         self._sending_prune_at = max(64, 2 * len(self._sending))
         return total
 
@@ -359,7 +355,7 @@ class Connection:
         """Whether the connection holds at most its high-water mark unacknowledged."""
         if self._send_estimate <= self._connection_high_water:
             return True
-        if self._send_stale:
+        if self._send_estimate != self._send_counted:
             self._count_send_buffered()
         return self._send_estimate <= self._connection_high_water
 
@@ -432,9 +428,11 @@ class Connection:
                     self._on_terminated(event.error)
         if self._datagram_drain_waiters and self._engine.datagrams_queued <= DATAGRAM_LOW_WATER:
             _wake_all(self._datagram_drain_waiters)
+        if len(self._sending) > self._sending_prune_at:
+            self._count_send_buffered()     # amortised O(1) per write: keeps _sending small
         if self._drain_watchers:
             # Input may have acknowledged data: count again (once for all watchers).
-            self._send_stale = True
+            self._send_counted = -1
             for stream in list(self._drain_watchers):
                 if stream._drained():
                     self._drain_watchers.discard(stream)

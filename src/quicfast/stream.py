@@ -225,13 +225,9 @@ class SendStream(_StreamBase):
             raise StreamError(self.stream_id, 0, remote=False, kind="closed")
         self._engine.send_stream_data(self.stream_id, data)
         conn = self._conn
-        # Connection backpressure: see Connection._count_send_buffered.
+        # Connection backpressure: see Connection._send_estimate.
         conn._send_estimate += len(data)
-        conn._send_stale = True
-        sending = conn._sending
-        sending.add(self)
-        if len(sending) > conn._sending_prune_at:
-            conn._count_send_buffered()     # amortised O(1) per write: keeps _sending small
+        conn._sending.add(self.stream_id)
         if not conn._flush_pending:
             conn._schedule_flush()
 

@@ -172,10 +172,13 @@ class Connection:
 
     async def open_stream_sync(self) -> Stream:
         """Open a bidirectional stream, waiting for the peer's credit if needed."""
-        # The _wait() loop inline: a client at the peer's limit waits here once per stream.
-        can_open = self._engine.can_open_stream
-        while not can_open(False):
-            self._raise_if_closed()
+        # _wait() and open_stream() inline: a client at the peer's limit goes
+        # through this loop once per stream.
+        engine = self._engine
+        closed = self._closed
+        while not engine.can_open_stream(False):
+            if closed.done():
+                raise closed.result()
             waiters = self._stream_credit_waiters
             waiter = self._loop.create_future()
             waiters.append(waiter)
@@ -184,7 +187,11 @@ class Connection:
             finally:
                 if waiter.cancelled() and waiter in waiters:
                     waiters.remove(waiter)
-        return self.open_stream()
+        if closed.done():
+            raise closed.result()
+        sid = engine.open_stream(False)
+        stream = self._streams[sid] = Stream(self, sid)
+        return stream
 
     async def open_uni_stream_sync(self) -> SendStream:
         """Open a unidirectional stream, waiting for the peer's credit if needed."""

@@ -33,13 +33,15 @@ __all__ = ["ReceiveStream", "SendStream", "Stream"]
 
 
 class _StreamBase:
-    # Every slot lives here so that Stream can inherit from both halves.
+    # Every slot lives here so that Stream can inherit from both halves. A
+    # half is over once _eof or _read_error (receiving), _closed or
+    # _write_error (sending) is set; the stream is forgotten when both are.
     __slots__ = (
         "_conn", "_engine", "stream_id",
         # receiving half
-        "_recv_open", "_eof", "_read_error", "_read_waiter",
+        "_eof", "_read_error", "_read_waiter",
         # sending half
-        "_send_open", "high_water", "_closed", "_write_error", "_drain_waiters",
+        "high_water", "_closed", "_write_error", "_drain_waiters",
     )
 
     def __init__(self, connection: "Connection", stream_id: int, high_water: Optional[int] = None) -> None:
@@ -48,11 +50,9 @@ class _StreamBase:
         self._conn = connection
         self._engine = connection._engine
         self.stream_id = stream_id
-        self._recv_open = True
         self._eof = False
         self._read_error: Optional[BaseException] = None
         self._read_waiter: Optional[asyncio.Future] = None
-        self._send_open = True
         self.high_water = connection._stream_high_water if high_water is None else high_water
         self._closed = False
         self._write_error: Optional[BaseException] = None
@@ -63,7 +63,8 @@ class _StreamBase:
 
     def _half_done(self) -> None:
         """Forget the stream in the connection once both halves are over."""
-        if not self._recv_open and not self._send_open:
+        if ((self._eof or self._read_error is not None)
+                and (self._closed or self._write_error is not None)):
             self._conn._streams.pop(self.stream_id, None)
 
     # -- receiving half ---------------------------------------------------
@@ -76,9 +77,7 @@ class _StreamBase:
             self._read_waiter = None
             if not waiter.done():
                 waiter.set_result(None)
-        if self._recv_open:
-            self._recv_open = False
-            self._half_done()
+        self._half_done()
 
     # -- sending half -----------------------------------------------------
 
@@ -86,9 +85,7 @@ class _StreamBase:
         if self._write_error is None:
             self._write_error = exc
         self._wake_drain()
-        if self._send_open:
-            self._send_open = False
-            self._half_done()
+        self._half_done()
 
     def _wake_drain(self) -> None:
         waiters = self._drain_waiters
@@ -106,7 +103,6 @@ class ReceiveStream(_StreamBase):
 
     def __init__(self, connection: "Connection", stream_id: int) -> None:
         _StreamBase.__init__(self, connection, stream_id, 0)
-        self._send_open = False
         self._closed = True
 
     def _read_now(self, n: int) -> Optional[bytes]:
@@ -120,10 +116,9 @@ class ReceiveStream(_StreamBase):
         if data or fin:
             conn = self._conn
             if fin:
-                # Only an open receiving half gets this far (see _fail_read).
+                # Only an open receiving half gets this far.
                 self._eof = True
-                self._recv_open = False
-                if not self._send_open:
+                if self._closed or self._write_error is not None:
                     del conn._streams[self.stream_id]
             # Reading returns flow-control credit (and may retire the stream).
             if not conn._flush_pending:
@@ -210,7 +205,6 @@ class SendStream(_StreamBase):
 
     def __init__(self, connection: "Connection", stream_id: int, high_water: Optional[int] = None) -> None:
         _StreamBase.__init__(self, connection, stream_id, high_water)
-        self._recv_open = False
         self._eof = True
 
     def write(self, data: bytes) -> None:
@@ -273,9 +267,8 @@ class SendStream(_StreamBase):
         conn = self._conn
         if not conn._flush_pending:
             conn._schedule_flush()
-        # Neither closed nor failed: the sending half is still open.
-        self._send_open = False
-        if not self._recv_open:
+        # The sending half was open until now (neither closed nor failed).
+        if self._eof or self._read_error is not None:
             del conn._streams[self.stream_id]
 
     write_eof = close

@@ -171,12 +171,27 @@ class Connection:
         return stream
 
     async def open_stream_sync(self) -> Stream:
-        """Open a bidirectional stream, waiting for the peer's credit if needed."""
+        """Open a bidirectional stream, waiting for the peer's credit if needed.
+
+        At the peer's stream limit the stream is still opened at once while
+        no more streams than that limit already wait beyond it: it can be
+        written to, and its frames go out when the peer's MAX_STREAMS covers
+        it (aioquic queues such streams too). Past that bound, this waits.
+        """
+        return await self._open_sync(False, Stream)
+
+    async def open_uni_stream_sync(self) -> SendStream:
+        """Open a unidirectional stream, waiting for the peer's credit if
+        needed (past the limit as `open_stream_sync` does)."""
+        return await self._open_sync(True, SendStream)
+
+    async def _open_sync(self, unidirectional: bool, kind):
         # _wait() and open_stream() inline: a client at the peer's limit goes
-        # through this loop once per stream.
+        # through this once per stream.
         engine = self._engine
         closed = self._closed
-        while not engine.can_open_stream(False):
+        while (not engine.can_open_stream(unidirectional)
+               and engine.streams_past_limit(unidirectional) >= engine.peer_stream_limit(unidirectional)):
             if closed.done():
                 raise closed.result()
             waiters = self._stream_credit_waiters
@@ -189,16 +204,9 @@ class Connection:
                     waiters.remove(waiter)
         if closed.done():
             raise closed.result()
-        sid = engine.open_stream(False)
-        stream = self._streams[sid] = Stream(self, sid)
+        sid = engine.open_stream(unidirectional, True)
+        stream = self._streams[sid] = kind(self, sid)
         return stream
-
-    async def open_uni_stream_sync(self) -> SendStream:
-        """Open a unidirectional stream, waiting for the peer's credit if needed."""
-        while not self._engine.can_open_stream(True):
-            self._raise_if_closed()
-            await self._wait(self._stream_credit_waiters)
-        return self.open_uni_stream()
 
     def can_open_stream(self, unidirectional: bool = False) -> bool:
         """Whether `open_stream()` would succeed now."""

@@ -333,3 +333,53 @@ def test_export_keying_material_agrees_on_both_ends():
         transport.close()
 
     run(main())
+
+
+def test_open_stream_sync_opens_past_the_limit_up_to_the_limit_again():
+    """With the server allowing 4 streams, open_stream_sync hands out 8 at
+    once (4 of them wait for MAX_STREAMS before their frames go out) and
+    the 9th waits; every request is answered in the end and the server
+    never sees more streams than it allowed (it would close the connection
+    with STREAM_LIMIT_ERROR)."""
+    async def main():
+        transport, listener = await _server(config=quicfast.Config(max_incoming_streams=4))
+        go = asyncio.Event()   # the server answers nothing (so grants no credit) before this
+
+        async def serve():
+            conn = await listener.accept()
+
+            async def echo(stream):
+                await go.wait()
+                stream.write(await stream.read_all())
+                stream.close()
+
+            tasks = [asyncio.create_task(echo(await conn.accept_stream())) for _ in range(9)]
+            await asyncio.gather(*tasks)
+            return conn
+
+        server_task = asyncio.create_task(serve())
+        conn = await quicfast.dial_addr(transport.local_addr, client_tls())
+        streams = []
+        for i in range(8):
+            stream = await conn.open_stream_sync()
+            stream.write(b"request %d" % i)
+            stream.close()
+            streams.append(stream)
+        assert not conn.can_open_stream()
+        ninth = asyncio.create_task(conn.open_stream_sync())
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        assert not ninth.done()      # 4 open + 4 waiting: the bound
+        go.set()
+        for i, stream in enumerate(streams):
+            assert await stream.read_all() == b"request %d" % i
+        stream = await ninth
+        stream.write(b"last")
+        stream.close()
+        assert await stream.read_all() == b"last"
+        server_conn = await server_task
+        assert server_conn.close_error is None
+        conn.close()
+        transport.close()
+
+    run(main())

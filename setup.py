@@ -24,7 +24,7 @@ ANNOTATE = os.environ.get("QUICFAST_ANNOTATE") == "1"
 
 # Which C sources each extension needs; modules not listed need none.
 C_SOURCES = {
-    "quicfast.proto.crypto": ["csrc/aead.c"],
+    "quicfast.proto.crypto": ["csrc/aead.c", "csrc/hkdf.c"],
     "quicfast._udp": ["csrc/udp.c"],
 }
 LINKS_LIBCRYPTO = {"quicfast.proto.crypto"}

@@ -12,20 +12,20 @@ every packet is sealed and opened in place in the caller's buffer.  The
 engine calls the ``cdef`` methods declared in crypto.pxd without the GIL;
 the Python methods (``seal_into``, ``open_into``, ``protect_packet``,
 ``unprotect_packet``, ``protect_segments``) wrap them for tests,
-benchmarks and setup code.  Key derivation runs once per key, so it is
-plain Python on :mod:`hmac`.
+benchmarks and setup code.  Key derivation is C as well (csrc/hkdf.c:
+HMAC on digests fetched once; the TLS key schedule uses it too), and
+``PacketProtection.from_secret`` keys its contexts from the derived bytes
+without making Python objects of them.
 
 Every in-place method mutates its buffer argument.  A packet that fails
 authentication is left exactly as it was given, so it can be retried with
 another key.
 """
 
-import hashlib
-import hmac
-
 from cpython.buffer cimport PyBUF_SIMPLE, PyBUF_WRITABLE, PyBuffer_Release, PyObject_GetBuffer
 from libc.stdint cimport UINT64_MAX, uint8_t, uint64_t
 from libc.stdlib cimport free, malloc
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 
 from quicfast.includes.aead cimport (
     QF_ERR_AUTH,
@@ -43,6 +43,16 @@ from quicfast.includes.aead cimport (
     qf_packet_protect_batch,
     qf_packet_unprotect,
 )
+from quicfast.includes.hkdf cimport (
+    OPENSSL_cleanse,
+    QF_HASH_MAX_LEN,
+    QF_HASH_SHA256,
+    QF_HASH_SHA384,
+    qf_hash_len,
+    qf_hkdf_expand_label,
+    qf_hkdf_init,
+    qf_hmac,
+)
 
 __all__ = [
     "CIPHER_SUITES",
@@ -57,6 +67,7 @@ __all__ = [
     "Aead",
     "HeaderProtection",
     "PacketProtection",
+    "hmac_digest",
     "hkdf_extract",
     "hkdf_expand_label",
     "initial_secrets",
@@ -130,44 +141,92 @@ def _hash_name(int cipher_suite):
         raise ValueError(f"unsupported cipher suite 0x{cipher_suite:04x}") from None
 
 
-def _label_prefix(unsigned int version):
+# --------------------------------------------------------------------------
+# Key derivation (RFC 5869, RFC 8446 section 7.1, RFC 9001 section 5), in C
+# (csrc/hkdf.c); the TLS key schedule uses these functions too.
+# --------------------------------------------------------------------------
+
+if qf_hkdf_init() != 0:
+    raise ImportError("quicfast: OpenSSL has no SHA-256/SHA-384")
+
+# "<prefix> key", "<prefix> iv", "<prefix> hp", "<prefix> ku" by QUIC version.
+_PACKET_LABELS = {
+    version: (prefix + b" key", prefix + b" iv", prefix + b" hp", prefix + b" ku")
+    for version, prefix in _LABEL_PREFIX.items()
+}
+
+
+cdef tuple _packet_labels(unsigned int version):
     try:
-        return _LABEL_PREFIX[version]
+        return _PACKET_LABELS[version]
     except KeyError:
         raise ValueError(f"unsupported QUIC version 0x{version:08x}") from None
 
 
-# --------------------------------------------------------------------------
-# Key derivation (RFC 5869, RFC 8446 section 7.1, RFC 9001 section 5)
-# --------------------------------------------------------------------------
+cdef int _hash_code(str hash_name) except -1:
+    if hash_name == "sha256":
+        return QF_HASH_SHA256
+    if hash_name == "sha384":
+        return QF_HASH_SHA384
+    raise ValueError(f"unsupported hash {hash_name!r}")
+
+
+cdef int _suite_hash(int cipher_suite, int* key_len) except -1:
+    """The QF_HASH_* code of ``cipher_suite``; its AEAD (and header
+    protection) key length goes to ``key_len``."""
+    if cipher_suite == AES_128_GCM_SHA256:
+        key_len[0] = 16
+        return QF_HASH_SHA256
+    if cipher_suite == AES_256_GCM_SHA384:
+        key_len[0] = 32
+        return QF_HASH_SHA384
+    if cipher_suite == CHACHA20_POLY1305_SHA256:
+        key_len[0] = 32
+        return QF_HASH_SHA256
+    raise ValueError(f"unsupported cipher suite 0x{cipher_suite:04x}")
+
+
+cdef int _expand(int hash, const uint8_t* secret, size_t secret_len, bytes label, const uint8_t* context,
+                 size_t context_len, uint8_t* out, size_t length) except -1:
+    cdef int rv = qf_hkdf_expand_label(hash, secret, secret_len, label, len(label), context, context_len,
+                                       out, length)
+    if rv != 0:
+        raise ValueError(f"HKDF-Expand-Label failed ({rv}): label or context too long, or length out of range")
+    return 0
+
+
+def hmac_digest(str hash_name, bytes key, bytes message):
+    """HMAC (RFC 2104) with SHA-256 or SHA-384: the same bytes as
+    :func:`hmac.digest`, without a digest look-up per call."""
+    cdef uint8_t out[QF_HASH_MAX_LEN]
+    cdef int hash = _hash_code(hash_name)
+    if qf_hmac(hash, key, len(key), message, len(message), out) != 0:
+        raise ValueError("HMAC failed")
+    return out[:qf_hash_len(hash)]
+
 
 def hkdf_extract(str hash_name, bytes salt, bytes ikm):
-    """HKDF-Extract (RFC 5869 section 2.2): HMAC-Hash(salt, ikm).
+    """HKDF-Extract (RFC 5869 section 2.2): HMAC-Hash(salt, ikm); an empty
+    ``salt`` is the zero-filled one of the RFC.
 
     :param hash_name: ``"sha256"`` or ``"sha384"``.
     """
-    return hmac.digest(salt, ikm, hash_name)
+    return hmac_digest(hash_name, salt, ikm)
 
 
-def hkdf_expand_label(str hash_name, bytes secret, bytes label, bytes context, int length):
+def hkdf_expand_label(str hash_name, bytes secret, bytes label, bytes context, Py_ssize_t length):
     """HKDF-Expand-Label (RFC 8446 section 7.1): HKDF-Expand with the
     ``HkdfLabel`` structure; ``label`` is given without the ``"tls13 "`` prefix.
+
+    :raises ValueError: when ``label`` is over 249 bytes, ``context`` over
+        255, or ``length`` over 255 hash lengths.
     """
-    full_label = b"tls13 " + label
-    info = (
-        length.to_bytes(2, "big")
-        + bytes([len(full_label)]) + full_label
-        + bytes([len(context)]) + context
-    )
-    # HKDF-Expand, RFC 5869 section 2.3.
-    output = b""
-    block = b""
-    counter = 1
-    while len(output) < length:
-        block = hmac.digest(secret, block + info + bytes([counter]), hash_name)
-        output += block
-        counter += 1
-    return output[:length]
+    if length < 0:
+        raise ValueError("length must not be negative")
+    cdef bytes out = PyBytes_FromStringAndSize(NULL, length)
+    _expand(_hash_code(hash_name), secret, len(secret), label, context, len(context), <uint8_t*>PyBytes_AS_STRING(out),
+            <size_t>length)
+    return out
 
 
 def initial_secrets(bytes dcid, unsigned int version=VERSION_1):
@@ -175,38 +234,83 @@ def initial_secrets(bytes dcid, unsigned int version=VERSION_1):
     from the client's first Destination Connection ID (RFC 9001 section 5.2,
     RFC 9369 section 3.3.1).
     """
+    cdef uint8_t secrets[64]
+    _initial_secrets(dcid, version, secrets)
+    return secrets[:32], secrets[32:64]
+
+
+cdef int _initial_secrets(bytes dcid, unsigned int version, uint8_t* out) except -1:
+    """The client's then the server's Initial secret (32 bytes each) to ``out``."""
+    cdef uint8_t initial_secret[32]
     try:
         salt = _INITIAL_SALT[version]
     except KeyError:
         raise ValueError(f"unsupported QUIC version 0x{version:08x}") from None
-    initial_secret = hkdf_extract("sha256", salt, dcid)
-    return (
-        hkdf_expand_label("sha256", initial_secret, b"client in", b"", 32),
-        hkdf_expand_label("sha256", initial_secret, b"server in", b"", 32),
-    )
+    if qf_hmac(QF_HASH_SHA256, salt, len(salt), dcid, len(dcid), initial_secret) != 0:
+        raise ValueError("HMAC failed")
+    _expand(QF_HASH_SHA256, initial_secret, 32, b"client in", NULL, 0, out, 32)
+    _expand(QF_HASH_SHA256, initial_secret, 32, b"server in", NULL, 0, out + 32, 32)
+    OPENSSL_cleanse(initial_secret, 32)
+    return 0
 
 
 def derive_packet_keys(int cipher_suite, bytes secret, unsigned int version=VERSION_1):
     """Return ``(key, iv, hp_key)`` for a traffic secret (RFC 9001 section 5.1),
     with the labels of ``version``.
     """
-    hash_name = _hash_name(cipher_suite)
-    _, key_len, hp_len = CIPHER_SUITES[cipher_suite]
-    prefix = _label_prefix(version)
-    return (
-        hkdf_expand_label(hash_name, secret, prefix + b" key", b"", key_len),
-        hkdf_expand_label(hash_name, secret, prefix + b" iv", b"", 12),
-        hkdf_expand_label(hash_name, secret, prefix + b" hp", b"", hp_len),
-    )
+    cdef int key_len
+    cdef int hash = _suite_hash(cipher_suite, &key_len)
+    labels = _packet_labels(version)
+    cdef uint8_t keys[76]
+    _expand(hash, secret, len(secret), labels[0], NULL, 0, keys, key_len)
+    _expand(hash, secret, len(secret), labels[1], NULL, 0, keys + 32, 12)
+    _expand(hash, secret, len(secret), labels[2], NULL, 0, keys + 44, key_len)
+    result = (keys[:key_len], keys[32:44], keys[44:44 + key_len])
+    OPENSSL_cleanse(keys, sizeof(keys))
+    return result
+
+
+cdef PacketProtection _protection_from_secret(int cipher_suite, const uint8_t* secret, size_t secret_len,
+                                              unsigned int version, HeaderProtection hp):
+    """Key a :class:`PacketProtection` from a traffic secret (RFC 9001
+    section 5.1) without Python objects for the keys; with ``hp`` given
+    (a key update), share it instead of deriving a header protection key."""
+    cdef int key_len
+    cdef int hash = _suite_hash(cipher_suite, &key_len)
+    labels = _packet_labels(version)
+    cdef uint8_t keys[76]
+    cdef Aead aead = Aead.__new__(Aead)
+    cdef PacketProtection pp = PacketProtection.__new__(PacketProtection)
+    cdef int rv
+    _expand(hash, secret, secret_len, labels[0], NULL, 0, keys, key_len)
+    _expand(hash, secret, secret_len, labels[1], NULL, 0, keys + 32, 12)
+    rv = qf_aead_init(&aead.ctx, cipher_suite, keys, key_len, keys + 32)
+    if rv == 0 and hp is None:
+        _expand(hash, secret, secret_len, labels[2], NULL, 0, keys + 44, key_len)
+        hp = HeaderProtection.__new__(HeaderProtection)
+        rv = qf_hp_init(&hp.ctx, cipher_suite, keys + 44, key_len)
+        hp.cipher_suite = cipher_suite
+    OPENSSL_cleanse(keys, sizeof(keys))
+    if rv != 0:
+        raise MemoryError("cannot create an OpenSSL cipher context")
+    aead.cipher_suite = cipher_suite
+    pp.aead = aead
+    pp.hp = hp
+    pp.cipher_suite = cipher_suite
+    pp.version = version
+    return pp
 
 
 def next_secret(int cipher_suite, bytes secret, unsigned int version=VERSION_1):
     """Return the traffic secret of the next key phase (RFC 9001 section 6.1,
     label ``"quic ku"``, or ``"quicv2 ku"`` for version 2).
     """
-    hash_name = _hash_name(cipher_suite)
-    prefix = _label_prefix(version)
-    return hkdf_expand_label(hash_name, secret, prefix + b" ku", b"", len(secret))
+    cdef int key_len
+    cdef int hash = _suite_hash(cipher_suite, &key_len)
+    labels = _packet_labels(version)
+    cdef bytes out = PyBytes_FromStringAndSize(NULL, len(secret))
+    _expand(hash, secret, len(secret), labels[3], NULL, 0, <uint8_t*>PyBytes_AS_STRING(out), len(secret))
+    return out
 
 
 def retry_integrity_tag(bytes pseudo_packet, unsigned int version=VERSION_1):
@@ -238,9 +342,12 @@ def stateless_reset_token(bytes static_key, bytes cid):
     unpredictable without ``static_key`` (use 32 random bytes) and the same
     for the same ``cid`` on every server sharing the key.
     """
+    cdef uint8_t out[32]
     if len(static_key) < 16:
         raise ValueError("static_key must be at least 16 bytes")
-    return hmac.digest(static_key, cid, "sha256")[:16]
+    if qf_hmac(QF_HASH_SHA256, static_key, len(static_key), cid, len(cid), out) != 0:
+        raise ValueError("HMAC failed")
+    return out[:16]
 
 
 def confidentiality_limit(int cipher_suite):
@@ -453,7 +560,7 @@ cdef class PacketProtection:
     def __init__(self, Aead aead not None, HeaderProtection hp not None, unsigned int version=VERSION_1):
         if aead.cipher_suite != hp.cipher_suite:
             raise ValueError("aead and hp use different cipher suites")
-        _label_prefix(version)
+        _packet_labels(version)
         self.aead = aead
         self.hp = hp
         self.cipher_suite = aead.cipher_suite
@@ -463,8 +570,7 @@ cdef class PacketProtection:
     def from_secret(cls, int cipher_suite, bytes secret, unsigned int version=VERSION_1):
         """Derive key, IV and header protection key from a traffic secret
         (RFC 9001 section 5.1) and key them."""
-        key, iv, hp_key = derive_packet_keys(cipher_suite, secret, version)
-        return cls(Aead(cipher_suite, key, iv), HeaderProtection(cipher_suite, hp_key), version)
+        return _protection_from_secret(cipher_suite, secret, len(secret), version, None)
 
     def next_phase(self, bytes secret):
         """Key update (RFC 9001 section 6): from this phase's ``secret``,
@@ -472,8 +578,7 @@ cdef class PacketProtection:
         this object's :class:`HeaderProtection`.
         """
         new = next_secret(self.cipher_suite, secret, self.version)
-        key, iv, _ = derive_packet_keys(self.cipher_suite, new, self.version)
-        return new, PacketProtection(Aead(self.cipher_suite, key, iv), self.hp, self.version)
+        return new, _protection_from_secret(self.cipher_suite, new, len(new), self.version, self.hp)
 
     cdef Py_ssize_t protect(self, uint8_t* packet, Py_ssize_t header_len, Py_ssize_t pn_offset, int pn_len, Py_ssize_t payload_len, uint64_t pn) noexcept nogil:
         """Seal then apply header protection, in place.  The packet number is
@@ -608,7 +713,9 @@ def initial_packet_protections(bytes dcid, unsigned int version=VERSION_1, bint 
     packets (AES-128-GCM, RFC 9001 section 5.2), from the client's first
     Destination Connection ID, as seen by the client or the server.
     """
-    client, server = initial_secrets(dcid, version)
-    c = PacketProtection.from_secret(AES_128_GCM_SHA256, client, version)
-    s = PacketProtection.from_secret(AES_128_GCM_SHA256, server, version)
+    cdef uint8_t secrets[64]
+    _initial_secrets(dcid, version, secrets)
+    c = _protection_from_secret(AES_128_GCM_SHA256, secrets, 32, version, None)
+    s = _protection_from_secret(AES_128_GCM_SHA256, secrets + 32, 32, version, None)
+    OPENSSL_cleanse(secrets, sizeof(secrets))
     return (c, s) if is_client else (s, c)

@@ -68,6 +68,16 @@ typedef struct qf_hp {
 } qf_hp;
 
 /*
+ * qf_aead_fetch_ciphers fetches the ciphers of every suite once, so keying a
+ * context skips OpenSSL 3's provider look-up.  Optional (the other functions
+ * work without it); call it once, before a second thread may use them.
+ *
+ * Returns 0, or QF_ERR_CRYPTO when a cipher is unavailable (its legacy
+ * handle is used then).
+ */
+int qf_aead_fetch_ciphers(void);
+
+/*
  * qf_aead_key_len returns the AEAD key length of |suite|, or QF_ERR_SUITE.
  */
 int qf_aead_key_len(int suite);

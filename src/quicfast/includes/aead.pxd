@@ -28,6 +28,7 @@ cdef extern from "aead.h" nogil:
     ctypedef struct qf_hp:
         pass
 
+    int qf_aead_fetch_ciphers()
     int qf_aead_key_len(int suite)
     int qf_aead_init(qf_aead* aead, int suite, const uint8_t* key, size_t keylen, const uint8_t* iv)
     void qf_aead_free(qf_aead* aead)

@@ -30,6 +30,7 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from quicfast.includes.aead cimport (
     QF_ERR_AUTH,
     QF_ERR_SAMPLE,
+    qf_aead_fetch_ciphers,
     qf_aead_free,
     qf_aead_init,
     qf_aead_open,
@@ -148,6 +149,8 @@ def _hash_name(int cipher_suite):
 
 if qf_hkdf_init() != 0:
     raise ImportError("quicfast: OpenSSL has no SHA-256/SHA-384")
+# A cipher OpenSSL lacks fails later, when a context is keyed with it.
+qf_aead_fetch_ciphers()
 
 # "<prefix> key", "<prefix> iv", "<prefix> hp", "<prefix> ku" by QUIC version.
 _PACKET_LABELS = {

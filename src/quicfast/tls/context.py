@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import os
 import ssl
 from enum import IntEnum
@@ -90,7 +89,7 @@ from .signatures import (
     sign,
     verify,
 )
-from .verify import verify_client_certificates, verify_server_certificates
+from .verify import ip_literal, verify_client_certificates, verify_server_certificates
 
 __all__ = ["Level", "ClientHandshake", "ServerHandshake"]
 
@@ -170,16 +169,6 @@ _KNOWN_EXTENSIONS = frozenset(int(e) for e in ExtensionType)
 
 def _alert(description: int, message: str) -> AlertError:
     return AlertError(description, message)
-
-
-def _is_ip_address(name: str) -> bool:
-    if ":" not in name and not name.replace(".", "").isdigit():
-        return False  # cheap test first: ip_address() is slow on failure
-    try:
-        ipaddress.ip_address(name)
-    except ValueError:
-        return False
-    return True
 
 
 def _parse_certificates(ders: list[bytes]) -> list[x509.Certificate]:
@@ -521,7 +510,7 @@ class ClientHandshake(_Handshake):
             ticket = None
         self._offered_psk = ticket
         server_name = self.server_name
-        if server_name is not None and _is_ip_address(server_name):
+        if server_name is not None and ip_literal(server_name) is not None:
             server_name = None  # RFC 6066 §3: no IP literals in SNI
         hello = ClientHello(
             random=self._client_random,

@@ -24,6 +24,7 @@ from quicfast.proto.crypto import (
     derive_packet_keys,
     hkdf_expand_label,
     hkdf_extract,
+    hmac_digest,
     initial_packet_protections,
     initial_secrets,
     integrity_limit,
@@ -89,6 +90,31 @@ def test_hkdf_expand_label_matches_rfc_hkdf_label_bytes():
         length = int.from_bytes(x(info)[:2], "big")
         want = hmac.digest(secret, x(info) + b"\x01", "sha256")[:length]
         assert hkdf_expand_label("sha256", secret, label.encode(), b"", length) == want
+
+
+@pytest.mark.parametrize("hash_name", ["sha256", "sha384"])
+def test_hkdf_expand_label_matches_rfc5869_expand_over_several_blocks(hash_name):
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
+
+    secret, context = bytes(range(48)), b"ctx" * 20
+    for length in (0, 1, 12, 32, 48, 49, 200):
+        full = b"tls13 " + b"some label"
+        info = length.to_bytes(2, "big") + bytes((len(full),)) + full + bytes((len(context),)) + context
+        algorithm = hashes.SHA256() if hash_name == "sha256" else hashes.SHA384()
+        want = HKDFExpand(algorithm, length, info).derive(secret) if length else b""
+        assert hkdf_expand_label(hash_name, secret, b"some label", context, length) == want
+
+
+def test_key_derivation_rejects_what_hkdf_label_cannot_hold():
+    with pytest.raises(ValueError):
+        hkdf_expand_label("sha256", bytes(32), b"x" * 250, b"", 16)  # "tls13 " + label > 255
+    with pytest.raises(ValueError):
+        hkdf_expand_label("sha256", bytes(32), b"key", bytes(256), 16)  # context > 255
+    with pytest.raises(ValueError):
+        hkdf_expand_label("sha256", bytes(32), b"key", b"", 255 * 32 + 1)  # RFC 5869 §2.3 limit
+    with pytest.raises(ValueError):
+        hmac_digest("md5", b"key", b"message")
 
 
 # --- A.2 client Initial, A.3 server Initial ----------------------------------

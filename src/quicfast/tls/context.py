@@ -623,7 +623,10 @@ class ClientHandshake(_Handshake):
             self._key_schedule = KeySchedule(hello.cipher_suite)
             self._key_schedule.extract(psk)
         self._derive_handshake_secrets(key_share.exchange(server_share))
+        # Only a HelloRetryRequest needs the ClientHello again: drop it (and
+        # its lists) now rather than keep them for the connection's lifetime.
         self._key_shares = {}
+        self._hello = None
         self._state = _State.CLIENT_WAIT_ENCRYPTED_EXTENSIONS
 
     def _handle_hello_retry_request(self, retry: ServerHello, message: bytes) -> None:

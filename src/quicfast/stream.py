@@ -119,7 +119,7 @@ class ReceiveStream(_StreamBase):
                 # Only an open receiving half gets this far.
                 self._eof = True
                 if self._closed or self._write_error is not None:
-                    del conn._streams[self.stream_id]
+                    conn._streams.pop(self.stream_id, None)   # _half_done, inline
             # Reading returns flow-control credit (and may retire the stream).
             if not conn._flush_pending:
                 conn._schedule_flush()

@@ -13,8 +13,6 @@ import gc
 import time
 import tracemalloc
 
-import pytest
-
 from quicfast.config import Config
 from quicfast.errors import TransportErrorCode as E
 from tests.hostile.attacker import established, frame

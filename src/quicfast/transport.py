@@ -403,6 +403,7 @@ class Transport:
         udp = self._udp
         now = self._loop.time()
         touched = set()
+        handshaking = None
         received = 0
         # Bounded: at most 4 reads and about RECEIVE_BUDGET datagrams (a read of
         # GRO super-packets can hold thousands), then other callbacks run, among
@@ -426,12 +427,29 @@ class Transport:
                     if conn._half_open and conn._engine.packets_received == 0:
                         self._detach(conn)      # its first Initial did not even decrypt: keep nothing
                         continue
-                    touched.add(conn)
+                    if conn._handshake_done.done():
+                        touched.add(conn)
+                        continue
+                    # A handshake flight leaves as soon as the datagrams in a row
+                    # for its connection are read, not after the whole batch: the
+                    # peer works on it while we go on with the rest.
+                    if handshaking is not conn:
+                        if handshaking is not None:
+                            self._flush_handshake(handshaking)
+                        handshaking = conn
             received += count
             if count < 64 or received >= RECEIVE_BUDGET:
                 break
+        if handshaking is not None:
+            self._flush_handshake(handshaking)
         for conn in touched:
             self._after_input(conn)
+
+    def _flush_handshake(self, conn: Connection) -> None:
+        conn._process_events()
+        self._flush_connection(conn)
+        if conn._handshake_done.done():
+            self._after_input(conn)     # the tasks it woke may write: flush again after them
 
     def _route(self, data, addr, now) -> Optional[Connection]:
         if not data:

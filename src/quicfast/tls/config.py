@@ -28,7 +28,7 @@ from .key_exchange import Group
 from .key_schedule import CipherSuite
 from .session import AntiReplayCache, SessionTicketStore, TicketKeyring
 from .signatures import DEFAULT_SIGNATURE_SCHEMES, schemes_for_certificate
-from .verify import build_trust_store, default_trust_store, load_certificates
+from .verify import VerifiedChainCache, build_trust_store, default_trust_store, load_certificates
 
 __all__ = ["TLSConfig", "ClientHelloInfo"]
 
@@ -106,6 +106,9 @@ class TLSConfig:
         #: time source, seconds since the epoch
         self.clock: Callable[[], float] = time.time
         self.anti_replay = AntiReplayCache()
+        #: client: server chains that verified recently, so a reconnect skips
+        #: path validation (see VerifiedChainCache); None verifies every time
+        self.verified_chain_cache: VerifiedChainCache | None = VerifiedChainCache()
         self._trust_store: verification.Store | None = None
         self._ca_locations: tuple[Any, Any, Any] | None = None
         self._ticket_keyring: TicketKeyring | None = None
@@ -166,6 +169,10 @@ class TLSConfig:
         # Parse now so that errors surface here, and cache the store.
         self._trust_store = build_trust_store(cafile, capath, cadata)
         self._ca_locations = (cafile, capath, cadata)
+        cache = self.verified_chain_cache
+        if cache is not None:
+            # What verified against the old anchors proves nothing about the new.
+            self.verified_chain_cache = VerifiedChainCache(cache.max_entries, cache.max_age)
 
     def set_alpn_protocols(self, protocols: Sequence[str]) -> None:
         """ALPN protocols to offer (client) or accept (server), preferred first."""

@@ -89,7 +89,7 @@ from .signatures import (
     sign,
     verify,
 )
-from .verify import ip_literal, verify_client_certificates, verify_server_certificates
+from .verify import VerifiedChain, ip_literal, verify_client_certificates, verify_server_certificates
 
 __all__ = ["Level", "ClientHandshake", "ServerHandshake"]
 
@@ -230,6 +230,8 @@ class _Handshake:
         self.early_data_accepted = False
         #: the peer's certificate chain, leaf first (empty if none / resumed)
         self.peer_certificates: list[x509.Certificate] = []
+        #: the leaf's public key and the signature schemes it allows, once known
+        self._peer_key_and_schemes: tuple[Any, tuple[int, ...]] | None = None
         #: the server name (client: requested; server: from SNI)
         self.server_name: str | None = None
         self._state = _State.FAILED
@@ -416,7 +418,7 @@ class _Handshake:
         scheme = certificate_verify.algorithm
         if scheme not in self.config.signature_algorithms:
             raise _alert(_A.illegal_parameter, f"signature scheme {scheme:#06x} was not offered")
-        public_key, schemes = _leaf_key_and_schemes(self.peer_certificates[0])
+        public_key, schemes = self._peer_key_and_schemes or _leaf_key_and_schemes(self.peer_certificates[0])
         if scheme not in schemes:
             raise _alert(
                 _A.illegal_parameter,
@@ -707,17 +709,32 @@ class ClientHandshake(_Handshake):
             raise _alert(_A.illegal_parameter, "server Certificate has a request context")
         if not certificate.certificates:
             raise _alert(_A.decode_error, "server sent an empty Certificate")
-        self.peer_certificates = _parse_certificates(certificate.certificates)
         config = self.config
-        if config.effective_verify_mode(True) != ssl.CERT_NONE:
-            _verify_chain(
-                verify_server_certificates,
-                config.trust_store(),
-                self.peer_certificates,
-                self.server_name,
-                config.check_hostname,
-                config.clock(),
-            )
+        cache = config.verified_chain_cache
+        if config.effective_verify_mode(True) == ssl.CERT_NONE:
+            self.peer_certificates = _parse_certificates(certificate.certificates)
+        else:
+            now = config.clock()
+            name = self.server_name if config.check_hostname else None
+            known = cache.get(certificate.certificates, name, now) if cache is not None else None
+            if known is not None:
+                self.peer_certificates = list(known.certificates)
+                self._peer_key_and_schemes = (known.public_key, known.schemes)
+            else:
+                self.peer_certificates = _parse_certificates(certificate.certificates)
+                _verify_chain(
+                    verify_server_certificates,
+                    config.trust_store(),
+                    self.peer_certificates,
+                    self.server_name,
+                    config.check_hostname,
+                    now,
+                )
+                if cache is not None:
+                    public_key, schemes = self._peer_key_and_schemes = _leaf_key_and_schemes(
+                        self.peer_certificates[0])
+                    cache.put(certificate.certificates, name,
+                              VerifiedChain(self.peer_certificates, public_key, schemes, now))
         self._run_verify_callback(self.server_name)
         self._transcript.update(message)
         self._state = _State.CLIENT_WAIT_CERTIFICATE_VERIFY

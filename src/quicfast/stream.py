@@ -265,8 +265,7 @@ class SendStream(_StreamBase):
         self._closed = True
         self._engine.send_stream_data(self.stream_id, b"", True)
         conn = self._conn
-        if not conn._flush_pending:
-            conn._schedule_flush()
+        conn._stream_finished()
         # The sending half was open until now (neither closed nor failed).
         if self._eof or self._read_error is not None:
             del conn._streams[self.stream_id]

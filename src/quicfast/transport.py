@@ -553,6 +553,7 @@ class Transport:
 
     def _flush_connection(self, conn: Connection) -> None:
         conn._flush_pending = False
+        conn._finished_unflushed = 0
         if self._closed:
             return
         if self._blocked is not None:

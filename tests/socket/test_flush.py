@@ -6,6 +6,7 @@ every test is bounded by asyncio.wait_for."""
 import asyncio
 
 import quicfast
+from quicfast.connection import FLUSH_AFTER_FINISHED_STREAMS
 from tests.helpers.engines import client_tls, server_tls
 
 TIMEOUT = 30
@@ -84,6 +85,44 @@ def test_the_client_answers_the_servers_whole_flight_in_one_datagram_batch():
         # would make three.
         assert len(reads) >= 2, log
         assert len(sends) == 2, log
+        conn.close()
+        await conn.wait_closed()
+        client.close()
+        listener.close()
+        server.close()
+
+    run(main())
+
+
+def test_finishing_many_streams_in_one_pass_sends_before_the_pass_ends():
+    async def main():
+        server = await quicfast.Transport.bind("127.0.0.1", 0)
+        listener = server.listen(server_tls())
+
+        async def echo_all():
+            conn = await listener.accept()
+            while True:
+                stream = await conn.accept_stream()
+                stream.write(await stream.read_all())
+                stream.close()
+
+        echo = asyncio.create_task(echo_all())
+        client = await quicfast.Transport.bind("127.0.0.1", 0)
+        conn = await client.dial(server.local_addr, client_tls())
+        log = []
+        _spy_on(client, log, "client")
+        streams = []
+        for i in range(3 * FLUSH_AFTER_FINISHED_STREAMS):
+            stream = conn.open_stream()
+            stream.write(b"request %d" % i)
+            stream.close()
+            streams.append(stream)
+        # Still inside one loop pass: only the early flushes can have sent.
+        sent_in_pass = sum(1 for entry in log if entry[1] == "send")
+        assert sent_in_pass >= 1, log
+        for i, stream in enumerate(streams):
+            assert await stream.read_all() == b"request %d" % i
+        echo.cancel()
         conn.close()
         await conn.wait_closed()
         client.close()

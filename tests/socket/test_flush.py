@@ -41,6 +41,13 @@ def _spy_on(transport, log, name):
     transport._route = logged_route
 
 
+async def _close(conn, *closables):
+    conn.close()
+    await conn.wait_closed()
+    for closable in closables:
+        closable.close()
+
+
 def test_a_servers_flight_leaves_before_the_next_connections_datagrams_are_read():
     async def main():
         log = []
@@ -59,11 +66,8 @@ def test_a_servers_flight_leaves_before_the_next_connections_datagrams_are_read(
                                 if entry == ("route", second))
         # Without the early flush: both ClientHellos read, then both flights sent.
         assert server_log.index(("send", first)) < second_hello_read, server_log
-        for conn in conns:
-            conn.close()
-            await conn.wait_closed()
-        for c in clients:
-            c.close()
+        for conn, client in zip(conns, clients):
+            await _close(conn, client)
         listener.close()
         server.close()
 
@@ -85,11 +89,7 @@ def test_the_client_answers_the_servers_whole_flight_in_one_datagram_batch():
         # would make three.
         assert len(reads) >= 2, log
         assert len(sends) == 2, log
-        conn.close()
-        await conn.wait_closed()
-        client.close()
-        listener.close()
-        server.close()
+        await _close(conn, client, listener, server)
 
     run(main())
 
@@ -123,10 +123,6 @@ def test_finishing_many_streams_in_one_pass_sends_before_the_pass_ends():
         for i, stream in enumerate(streams):
             assert await stream.read_all() == b"request %d" % i
         echo.cancel()
-        conn.close()
-        await conn.wait_closed()
-        client.close()
-        listener.close()
-        server.close()
+        await _close(conn, client, listener, server)
 
     run(main())

@@ -35,7 +35,8 @@ def test_grows_to_configured_maximum():
 
 
 def test_stops_below_path_mtu():
-    pair = _upload(72, mtu=1350)
+    # Long enough for the search (which starts 5 RTTs after the handshake) to converge.
+    pair = _upload(72, mtu=1350, size=16 * MiB)
     assert 1350 - 20 <= pair.client.max_datagram_size <= 1350
     assert pair.client.pmtud_high < 1452
 
@@ -50,3 +51,21 @@ def test_black_hole_falls_back_and_transfer_completes():
     pair = _upload(74, mtu_after=1300, size=4 * MiB)
     assert pair.client.pmtud_black_holes >= 1
     assert pair.client.max_datagram_size <= 1300
+
+
+def test_the_first_probe_waits_five_round_trips_after_the_handshake():
+    sizes = []
+
+    def record(index, data):
+        sizes.append(len(data))
+        return False
+
+    link = LinkConfig(delay=0.005, drop=record)     # RTT 10 ms
+    pair = Pair(seed=75, c2s=link, s2c=link)
+    pair.handshake()
+    pair.drive_for(0.03)
+    # A connection closed this soon after its handshake never paid for a probe.
+    assert max(sizes) <= Config().initial_packet_size
+    pair.drive_for(0.05)
+    pair.step()
+    assert max(sizes) == Config().max_packet_size

@@ -57,6 +57,7 @@ cdef enum:
     MIN_ACK_DELAY_US = 1000
     MAX_ACK_ELICITING_THRESHOLD_ASKED = 10
     MAX_ACK_ELICITING_THRESHOLD_HONOURED = 256
+    PMTUD_START_RTTS = 5            # smoothed RTTs from handshake confirmation to the first MTU probe
 
 cdef inline int64_t to_ns(double t) noexcept:
     # Round, not truncate: get_timer() returns t_ns / 1e9, and truncating that
@@ -293,8 +294,10 @@ cdef class ConnectionState(FrameHandler):
     cdef readonly bint ecn_enabled
     # DPLPMTUD (RFC 8899): pmtud_low is the largest size known to work,
     # pmtud_high the largest still worth trying, pmtud_probe the size of the
-    # probe in flight (0: none), pmtud_probe_building the size being built now.
+    # probe in flight (0: none), pmtud_probe_building the size being built now,
+    # pmtud_start the time before which no probe is sent (ns).
     cdef readonly int pmtud_low, pmtud_high
+    cdef int64_t pmtud_start
     cdef int pmtud_probe, pmtud_probe_building
     cdef bint pmtud_enabled
     cdef readonly uint64_t pmtud_black_holes

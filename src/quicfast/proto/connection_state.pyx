@@ -296,6 +296,9 @@ cdef class ConnectionState(FrameHandler):
             return 0
         self.handshake_confirmed = True
         self.recovery.handshake_confirmed = True
+        # As quic-go does, the first path MTU probe waits a few round trips: a
+        # connection that ends right after its handshake never pays for one.
+        self.pmtud_start = now + PMTUD_START_RTTS * self.recovery.rtt.smoothed_rtt
         self.recovery.peer_completed_address_validation = True
         if not (<PacketSpace>self.spaces[SPACE_INITIAL]).discarded:
             self._discard_space(SPACE_INITIAL, now)

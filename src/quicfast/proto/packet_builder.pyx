@@ -95,6 +95,8 @@ cdef class PacketBuilder(ConnectionState):
     cdef bint _mtu_probe_due(self):
         if not self.pmtud_enabled or not self.handshake_confirmed or self.state != S_CONNECTED:
             return False
+        if self.clock_ns < self.pmtud_start:
+            return False
         if (<PacketSpace>self.spaces[SPACE_APPLICATION]).send_keys is None:
             return False
         cdef int size = self.pmtud_probe_size_next()

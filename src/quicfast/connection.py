@@ -162,7 +162,7 @@ class Connection:
         :raises StreamLimitReachedError: when the peer's limit is reached (see `open_stream_sync`).
         """
         if self._closed.done():
-            raise self._closed.result()
+            raise errors.fresh_copy(self._closed.result())
         sid = self._engine.open_stream(False)
         stream = self._streams[sid] = Stream(self, sid)
         return stream
@@ -348,7 +348,7 @@ class Connection:
 
     def _raise_if_closed(self) -> None:
         if self._closed.done():
-            raise self._closed.result()
+            raise errors.fresh_copy(self._closed.result())
 
     def _schedule_flush(self) -> None:
         """Have the transport flush this connection once this loop iteration."""

@@ -39,6 +39,7 @@ separate internal exception type.
 
 from __future__ import annotations
 
+import copy
 from enum import IntEnum
 from typing import Literal, Sequence
 
@@ -416,3 +417,15 @@ class TransportClosedError(QuicError):
 # Short names, as quic-go's Err0RTTRejected / ErrServerClosed read.
 ZeroRTTRejected = ZeroRTTRejectedError
 ServerClosed = ServerClosedError
+
+
+def fresh_copy(error: BaseException) -> BaseException:
+    """A copy of a stored `error` (same type, arguments and attributes, no
+    traceback), for raising it once more.
+
+    A connection or stream keeps its close cause and raises it from every
+    later call. Raising the stored instance itself would give it a traceback
+    whose frames refer back to the connection, a reference cycle that only
+    the garbage collector frees, lengthened by every raise.
+    """
+    return copy.copy(error)

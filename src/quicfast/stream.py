@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Optional
 
+from . import errors
 from .errors import StreamError
 
 if TYPE_CHECKING:
@@ -111,7 +112,7 @@ class ReceiveStream(_StreamBase):
         if self._eof:
             return b""
         if self._read_error is not None:
-            raise self._read_error
+            raise errors.fresh_copy(self._read_error)
         data, fin = self._engine.read_stream(self.stream_id, n)
         if data or fin:
             conn = self._conn
@@ -214,7 +215,7 @@ class SendStream(_StreamBase):
         :raises StreamError: when the peer stopped the stream or we reset it.
         """
         if self._write_error is not None:
-            raise self._write_error
+            raise errors.fresh_copy(self._write_error)
         if self._closed:
             raise StreamError(self.stream_id, 0, remote=False, kind="closed")
         self._engine.send_stream_data(self.stream_id, data)
@@ -242,7 +243,7 @@ class SendStream(_StreamBase):
         """
         while True:
             if self._write_error is not None:
-                raise self._write_error
+                raise errors.fresh_copy(self._write_error)
             if self._drained():
                 return
             waiter = self._conn._loop.create_future()

@@ -292,12 +292,25 @@ def test_closed_connections_are_freed_without_the_garbage_collector():
         acceptor = asyncio.create_task(accept())
         for _ in range(5):
             conn = await quicfast.dial_addr(transport.local_addr, client_tls())
+            stream = conn.open_stream()
+            stream.cancel_write(5)
+            for _ in range(2):      # a stream's error, raised again, must not either
+                with pytest.raises(quicfast.StreamError):
+                    stream.write(b"x")
+            del stream
             conn.close()
             await conn.wait_closed()
             while not accepted:
                 await asyncio.sleep(0.001)
-            await accepted.pop().wait_closed()
-        del conn
+            server_conn = accepted.pop()
+            await server_conn.wait_closed()
+            # The close cause raised from later calls must not tie a traceback to the connection.
+            for call in (server_conn.accept_stream, conn.accept_uni_stream):
+                with pytest.raises(quicfast.ConnectionClosedError):
+                    await call()
+            with pytest.raises(quicfast.ConnectionClosedError):
+                conn.open_stream()
+        del conn, server_conn
         acceptor.cancel()
         transport.close()
         await asyncio.sleep(0)
@@ -309,7 +322,8 @@ def test_closed_connections_are_freed_without_the_garbage_collector():
         run(main())
         gc.collect()
         # (The server's Transport and Listener refer to each other: one pair per server, not per connection.)
-        per_connection = ("quicfast.connection", "quicfast.proto.connection", "quicfast.tls.context")
+        per_connection = ("quicfast.connection", "quicfast.stream", "quicfast.proto.connection",
+                          "quicfast.tls.context")
         left = [type(o).__qualname__ for o in gc.garbage if type(o).__module__ in per_connection]
     finally:
         gc.set_debug(0)

@@ -193,23 +193,35 @@ def test_short_aliases():
     assert ServerClosed is ServerClosedError
 
 
-@pytest.mark.parametrize(
-    "err",
-    [
-        TransportError(0xA, 0x1, "bad", True),
-        ApplicationError(3, "x", True),
-        StatelessResetError(b"t" * 16),
-        VersionNegotiationError([1], [2]),
-        StreamError(0, 1, False, "closed"),
-        StreamLimitReachedError(5, False),
-        DatagramTooLargeError(9),
-        IdleTimeoutError(),
-    ],
-)
+_SAMPLES = [
+    TransportError(0xA, 0x1, "bad", True),
+    ApplicationError(3, "x", True),
+    StatelessResetError(b"t" * 16),
+    VersionNegotiationError([1], [2]),
+    StreamError(0, 1, False, "closed"),
+    StreamLimitReachedError(5, False),
+    DatagramTooLargeError(9),
+    IdleTimeoutError(),
+]
+
+
+@pytest.mark.parametrize("err", _SAMPLES)
 def test_errors_pickle(err):
     copy = pickle.loads(pickle.dumps(err))
     assert type(copy) is type(err)
     assert str(copy) == str(err)
+
+
+@pytest.mark.parametrize("err", _SAMPLES)
+def test_a_fresh_copy_is_the_same_error_without_the_traceback(err):
+    try:
+        raise err
+    except QuicError:
+        pass
+    copy = errors.fresh_copy(err)
+    assert copy is not err and type(copy) is type(err)
+    assert (copy.args, copy.__dict__, str(copy)) == (err.args, err.__dict__, str(err))
+    assert err.__traceback__ is not None and copy.__traceback__ is None
 
 
 def test_every_public_class_documents_when_it_is_raised():

@@ -161,8 +161,7 @@ class Connection:
 
         :raises StreamLimitReachedError: when the peer's limit is reached (see `open_stream_sync`).
         """
-        if self._closed.done():
-            raise errors.fresh_copy(self._closed.result())
+        self._raise_if_closed()
         sid = self._engine.open_stream(False)
         stream = self._streams[sid] = Stream(self, sid)
         return stream

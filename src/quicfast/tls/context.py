@@ -709,35 +709,32 @@ class ClientHandshake(_Handshake):
             raise _alert(_A.illegal_parameter, "server Certificate has a request context")
         if not certificate.certificates:
             raise _alert(_A.decode_error, "server sent an empty Certificate")
-        config = self.config
-        cache = config.verified_chain_cache
-        if config.effective_verify_mode(True) == ssl.CERT_NONE:
+        if self.config.effective_verify_mode(True) == ssl.CERT_NONE:
             self.peer_certificates = _parse_certificates(certificate.certificates)
         else:
-            now = config.clock()
-            name = self.server_name if config.check_hostname else None
-            known = cache.get(certificate.certificates, name, now) if cache is not None else None
-            if known is not None:
-                self.peer_certificates = list(known.certificates)
-                self._peer_key_and_schemes = (known.public_key, known.schemes)
-            else:
-                self.peer_certificates = _parse_certificates(certificate.certificates)
-                _verify_chain(
-                    verify_server_certificates,
-                    config.trust_store(),
-                    self.peer_certificates,
-                    self.server_name,
-                    config.check_hostname,
-                    now,
-                )
-                if cache is not None:
-                    public_key, schemes = self._peer_key_and_schemes = _leaf_key_and_schemes(
-                        self.peer_certificates[0])
-                    cache.put(certificate.certificates, name,
-                              VerifiedChain(self.peer_certificates, public_key, schemes, now))
+            self._take_verified_chain(certificate.certificates)
         self._run_verify_callback(self.server_name)
         self._transcript.update(message)
         self._state = _State.CLIENT_WAIT_CERTIFICATE_VERIFY
+
+    def _take_verified_chain(self, ders: list[bytes]) -> None:
+        """Set peer_certificates from a chain that verifies, from the
+        config's VerifiedChainCache when it already did."""
+        config = self.config
+        now = config.clock()
+        name = self.server_name if config.check_hostname else None
+        cache = config.verified_chain_cache
+        known = cache.get(ders, name, now) if cache is not None else None
+        if known is not None:
+            self.peer_certificates = list(known.certificates)
+            self._peer_key_and_schemes = (known.public_key, known.schemes)
+            return
+        self.peer_certificates = _parse_certificates(ders)
+        _verify_chain(verify_server_certificates, config.trust_store(), self.peer_certificates,
+                      self.server_name, config.check_hostname, now)
+        if cache is not None:
+            public_key, schemes = self._peer_key_and_schemes = _leaf_key_and_schemes(self.peer_certificates[0])
+            cache.put(ders, name, VerifiedChain(self.peer_certificates, public_key, schemes, now))
 
     def _handle_certificate_verify(self, message: bytes) -> None:
         self._check_certificate_verify(message, SERVER_CONTEXT)

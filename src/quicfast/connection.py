@@ -275,7 +275,11 @@ class Connection:
         self.close_with_error(0, "")
 
     async def wait_closed(self) -> BaseException:
-        """Wait until the connection is over; returns the exception saying why."""
+        """Wait until the connection is over; returns the exception saying why.
+
+        It is over once our CONNECTION_CLOSE has been sent or the peer's
+        received, as in quic-go; the transport keeps the closing or draining
+        period (RFC 9000 §10.2) without the connection."""
         return await asyncio.shield(self._closed)
 
     def connection_state(self) -> ConnectionState:

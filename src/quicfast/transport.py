@@ -8,6 +8,11 @@ connection emit its events once and flushes what they have to send: one
 `fill_send_buffer` call builds up to 64 equal-size packets, sent with one
 GSO `sendmsg`. Each connection has at most one asyncio timer, re-armed only
 when its deadline changes.
+
+A connection that sent or received CONNECTION_CLOSE is over for the
+application at once (quic-go's semantics); the transport keeps only its
+connection IDs and close datagram until its closing or draining period ends
+(RFC 9000 §10.2; see `closed_conn`).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from typing import Callable, Optional
 
 from . import errors, qlog
 from ._udp import UdpSocketState
+from .closed_conn import ClosedConnection
 from .config import Config
 from .connection import Connection, EarlyConnection
 from .proto.connection import Connection as Engine
@@ -157,6 +163,13 @@ class Transport:
         self.tracer = tracer
         self._endpoint_instance: Optional[Endpoint] = None    # made when first needed (servers)
         self._routes: dict[bytes, Connection] = {}
+        #: The connection IDs of connections in their closing or draining period.
+        self._closed_routes: dict[bytes, ClosedConnection] = {}
+        #: Set when the connection of a `dial_addr` transport ended: the socket
+        #: closes once its closing period is over.
+        self._close_when_idle = False
+        #: Set while close() closes every connection.
+        self._closing = False
         self._connections: set[Connection] = set()
         #: Server connections whose handshake is not done (see MAX_HALF_OPEN).
         self._half_open_count = 0
@@ -285,10 +298,14 @@ class Transport:
         """Close every connection (CONNECTION_CLOSE, no error) and the socket."""
         if self._closed:
             return
+        self._closing = True
         for conn in list(self._connections):
             conn.close()
             self._flush_connection(conn)
             conn._on_terminated(errors.TransportClosedError("transport closed"))
+        for record in set(self._closed_routes.values()):
+            record.expiry.cancel()
+        self._closed_routes.clear()
         self._closed = True
         self._non_quic_waiter.set()
         if self._listener is not None:
@@ -330,7 +347,7 @@ class Transport:
             cid = self._cid_generator()
             if len(cid) != self.connection_id_length:
                 raise ValueError("connection_id_generator returned a CID of the wrong length")
-            if cid not in self._routes:
+            if cid not in self._routes and cid not in self._closed_routes:
                 return cid
         raise RuntimeError("connection_id_generator keeps returning CIDs in use")
 
@@ -379,7 +396,39 @@ class Transport:
         self._dirty.discard(conn)
         conn._flush_pending = False
         if conn._close_transport_on_close:
-            self._loop.call_soon(self.close)
+            if self._closed_routes:
+                self._close_when_idle = True    # once the closing period is over
+            else:
+                self._loop.call_soon(self.close)
+
+    def _retire(self, conn: Connection, close_datagram: Optional[bytes]) -> None:
+        """End `conn` for the application and keep only its connection IDs and
+        close datagram until its closing or draining period ends."""
+        engine = conn._engine
+        cids = list(conn._cids)
+        self._unroute(conn)
+        record = ClosedConnection(cids, close_datagram, engine.peer_addr or conn._remote_addr)
+        for cid in cids:
+            self._closed_routes[cid] = record
+        record.expiry = self._loop.call_at(engine.closing_period_end, self._expire_closed, record)
+        engine.end_closing_period()
+        conn._process_events()      # ConnectionTerminated: wait_closed() returns
+
+    def _expire_closed(self, record: ClosedConnection) -> None:
+        routes = self._closed_routes
+        for cid in record.cids:
+            if routes.get(cid) is record:
+                del routes[cid]
+        if self._close_when_idle and not routes and not self._connections:
+            self.close()
+
+    def _answer_closed(self, record: ClosedConnection, length: int) -> None:
+        datagram = record.answer(length)
+        if datagram is not None:
+            try:
+                self._udp.send(datagram, record.addr)
+            except OSError:
+                pass    # as any lost packet: the peer's next one is answered later
 
     def _on_handshake_complete(self, conn: Connection) -> None:
         self._set_half_open(conn, False)
@@ -467,8 +516,18 @@ class Transport:
             conn = self._routes.get(header.dcid)
             if conn is not None:
                 return conn
+            record = self._closed_routes.get(header.dcid)
+            if record is not None:
+                self._answer_closed(record, len(data))
+                return None
             return self._accept_new(data, header, addr, now)
-        conn = self._routes.get(bytes(data[1:1 + self.connection_id_length]))
+        dcid = bytes(data[1:1 + self.connection_id_length])
+        conn = self._routes.get(dcid)
+        if conn is None and self._closed_routes:
+            record = self._closed_routes.get(dcid)
+            if record is not None:
+                self._answer_closed(record, len(data))
+                return None
         if conn is None and len(data) >= 21:
             # RFC 9000 §10.3.1: a datagram ending in a peer's reset token is a stateless reset.
             tail = bytes(data[-16:])
@@ -570,10 +629,12 @@ class Transport:
         # A short first datagram (an ACK, the end of a stream) ends a GSO batch
         # early, so keep asking until the engine has nothing left, within a
         # budget per flush so other connections and the reader get their turn.
+        first_datagram = 0
         for _ in range(MAX_BATCHES_PER_FLUSH):
             count, segment, total = engine.fill_send_buffer(buf, MAX_DATAGRAMS_PER_FLUSH, now)
             if count == 0:
                 break
+            first_datagram = segment if count > 1 else total
             view = memoryview(buf)[:total]
             ecn = engine.ecn_mark
             try:
@@ -591,6 +652,11 @@ class Transport:
         else:
             self._schedule_flush(conn)
         conn._process_events()
+        closing = engine.closing_state
+        if closing is not None and not self._closing and not conn._closed.done():
+            # Every datagram built while closing is the close datagram.
+            self._retire(conn, bytes(buf[:first_datagram]) if closing == "closing" and first_datagram else None)
+            return
         self._arm_timer(conn)
 
     def _on_writable(self) -> None:

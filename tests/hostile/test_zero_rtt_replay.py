@@ -28,6 +28,7 @@ import quicfast
 from quicfast.config import Config
 from tests.helpers.engines import client_tls, server_tls
 from tests.helpers.proxy import TO_SERVER, Impairment, ImpairmentProxy, long_header_types
+from tests.helpers.waiting import eventually
 
 TIMEOUT = 60
 EARLY = b"POST /transfer?amount=1000 early data that must not run twice"
@@ -36,15 +37,6 @@ SERVER_IDLE = 1.0      # the replayed connection never completes: let it time ou
 
 def run(coro):
     return asyncio.run(asyncio.wait_for(coro, TIMEOUT))
-
-
-async def eventually(predicate, seconds=10.0):
-    """Wait (bounded) until predicate() holds; returns its last value."""
-    for _ in range(int(seconds / 0.01)):
-        if predicate():
-            return True
-        await asyncio.sleep(0.01)
-    return predicate()
 
 
 class RecordingServer:
@@ -158,6 +150,9 @@ def test_replayed_zero_rtt_flight_is_not_delivered_twice(when, source):
                 conn.close()
                 await conn.wait_closed()
                 await asyncio.wait_for(victim.wait_closed(), 10)
+                # Replayed once the server has forgotten the connection: until its
+                # draining period ends, its connection IDs still route to nothing.
+                assert await eventually(lambda: not transport._closed_routes), "the draining period never ended"
             proxy.close()                                # frees the address the server saw
             sock = udp_socket(seen_as if source == "same_address" else ("127.0.0.1", 0))
             try:
@@ -229,6 +224,7 @@ def test_replayed_http3_0rtt_request_runs_once():
             flight = first_flight(captured)
             assert any("0rtt" in long_header_types(d) for d in flight)
             assert await eventually(lambda: not server._connections), "the honest connections did not close"
+            assert await eventually(lambda: not server._transport._closed_routes), "the draining period never ended"
             sock = udp_socket()
             try:
                 answers = await replay(flight, sock, server.addr)

@@ -707,6 +707,32 @@ cdef class Connection(PacketReceiver):
         """The exception describing why the connection closed, or None."""
         return self.terminated_error
 
+    @property
+    def closing_state(self):
+        """"closing" once we sent CONNECTION_CLOSE (RFC 9000 §10.2.1), "draining"
+        once the peer's was received (§10.2.2), None otherwise."""
+        if self.state == S_CLOSING:
+            return "closing"
+        if self.state == S_DRAINING:
+            return "draining"
+        return None
+
+    @property
+    def closing_period_end(self):
+        """When the closing or draining period ends (seconds), or None outside it."""
+        if self.state == S_CLOSING or self.state == S_DRAINING:
+            return self.close_deadline / 1e9
+        return None
+
+    def end_closing_period(self):
+        """Terminate a closing or draining connection now (ConnectionTerminated).
+
+        For a driver that keeps the rest of the period itself, with only the
+        close datagram and the connection IDs (RFC 9000 §10.2.1 lets it send
+        that same datagram again instead of a new packet)."""
+        if self.state == S_CLOSING or self.state == S_DRAINING:
+            self._terminate(self.terminated_error)
+
     cdef int64_t _next_timer(self):
         cdef int64_t t = TIME_NONE, x
         cdef int i

@@ -138,10 +138,8 @@ async def server_quicfast(args, pki) -> None:
         t.add_done_callback(tasks.discard)
 
     async def one_stream(stream):
-        async def drain():
-            await stream.drain()
         try:
-            await serve_stream(stream.readexactly, stream.read, stream.write, drain, stream.close)
+            await serve_stream(stream.readexactly, stream.read, stream.write, stream.drain, stream.close)
         except Exception:
             pass
 
@@ -149,7 +147,9 @@ async def server_quicfast(args, pki) -> None:
         try:
             while True:
                 stream = await conn.accept_stream()
-                spawn(one_stream(stream))
+                # A task per stream, no reference kept: what the aioquic/qh3
+                # servers' stream_handler (server_aioquic_like) does.
+                asyncio.ensure_future(one_stream(stream))
         except Exception:
             pass
 

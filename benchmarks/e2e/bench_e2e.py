@@ -548,7 +548,10 @@ async def run_handshakes(one, args) -> dict:
     in-flight slot is given back at ``handshake_done()``: closing periods (3 PTO, ~0.1 s on
     loopback, which aioquic/qh3's ``async with connect()`` wait out) overlap with the next
     handshakes instead of gating them.  The wall clock stops when every connection is
-    closed, so all close work is inside the measured time and CPU.
+    closed as its library reports it: aioquic and qh3 report it at the end of the
+    closing period (3 PTO); quicfast, like quic-go, once its CONNECTION_CLOSE is sent,
+    its transport keeping the closing period (so the periods of the last ~3 PTO of
+    connections end after the clock stops; all earlier ones are inside the time and CPU).
     """
     sem = asyncio.Semaphore(args.inflight)
     latencies = []

@@ -36,6 +36,10 @@ DATAGRAM_LOW_WATER = 32
 #: Streams finished (FIN written) since the last flush after which the
 #: connection is flushed at once instead of at the end of the loop pass.
 FLUSH_AFTER_FINISHED_STREAMS = 8
+#: Streams accept_stream()/accept_uni_stream() hand out back to back before
+#: they let the event loop run once: the handlers an accept loop spawned for
+#: the start of a burst of new streams run (and answer) before it takes the rest.
+ACCEPT_BURST = 16
 
 
 def _wake_all(waiters: list) -> None:
@@ -100,6 +104,8 @@ class Connection:
         self._send_counted = 0
         self._sending_prune_at = 64
         self._flush_pending = False
+        #: Streams accept_*() returned without waiting since it last waited or yielded.
+        self._accepted_in_a_row = 0
         #: Streams finished since the transport last flushed this connection.
         self._finished_unflushed = 0
         #: Set when the peer opened streams since the transport last looked.
@@ -133,18 +139,29 @@ class Connection:
     async def accept_stream(self) -> Stream:
         """Wait for the peer to open a bidirectional stream."""
         queue = self._incoming_bidi
-        while not queue:
-            self._raise_if_closed()
-            await self._wait(self._accept_waiters)
+        if not queue or self._accepted_in_a_row >= ACCEPT_BURST:
+            await self._wait_to_accept(queue)
+        self._accepted_in_a_row += 1
         return queue.popleft()
 
     async def accept_uni_stream(self) -> ReceiveStream:
         """Wait for the peer to open a unidirectional stream."""
         queue = self._incoming_uni
+        if not queue or self._accepted_in_a_row >= ACCEPT_BURST:
+            await self._wait_to_accept(queue)
+        self._accepted_in_a_row += 1
+        return queue.popleft()
+
+    async def _wait_to_accept(self, queue: collections.deque) -> None:
+        """Wait until `queue` holds a stream, after letting the event loop run
+        once if ACCEPT_BURST streams were just accepted in a row."""
+        if self._accepted_in_a_row >= ACCEPT_BURST:
+            self._accepted_in_a_row = 0
+            await asyncio.sleep(0)
         while not queue:
+            self._accepted_in_a_row = 0
             self._raise_if_closed()
             await self._wait(self._accept_waiters)
-        return queue.popleft()
 
     async def _wait(self, waiters: list) -> None:
         """Wait until something wakes `waiters` (one of the lists above)."""

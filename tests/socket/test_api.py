@@ -397,3 +397,32 @@ def test_open_stream_sync_opens_past_the_limit_up_to_the_limit_again():
         transport.close()
 
     run(main())
+
+
+def test_accept_stream_lets_the_loop_run_after_a_burst():
+    """ACCEPT_BURST streams are handed out back to back; then accept_stream
+    yields to the event loop once, so handlers spawned for them can start."""
+    from quicfast.connection import ACCEPT_BURST
+    from tests.helpers.waiting import eventually
+
+    async def main():
+        transport, listener = await _server()
+        conn = await quicfast.dial_addr(transport.local_addr, client_tls())
+        server_conn = await listener.accept()
+        for _ in range(2 * ACCEPT_BURST):
+            stream = conn.open_stream()
+            stream.write(b"x")
+            stream.close()
+        assert await eventually(lambda: len(server_conn._incoming_bidi) == 2 * ACCEPT_BURST)
+        loop_ran = []
+        asyncio.get_running_loop().call_soon(loop_ran.append, True)
+        seen = []
+        for _ in range(2 * ACCEPT_BURST):
+            await server_conn.accept_stream()
+            seen.append(len(loop_ran))
+        assert seen == [0] * ACCEPT_BURST + [1] * ACCEPT_BURST
+        conn.close()
+        await conn.wait_closed()
+        transport.close()
+
+    run(main())

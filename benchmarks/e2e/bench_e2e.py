@@ -763,6 +763,12 @@ def summarize(results: list[dict]) -> dict:
     return out
 
 
+def _round_ratios(runs: list[dict], peer_runs: list[dict], key: str) -> list[float]:
+    """quicfast's `key` ÷ the peer's, for each repetition both completed, in order."""
+    by_rep = {r["rep"]: r[key] for r in peer_runs}
+    return [r[key] / by_rep[r["rep"]] for r in runs if r["rep"] in by_rep and by_rep[r["rep"]]]
+
+
 TARGETS = [("download", "qh3", 4.0), ("download", "aiopquic", 1.5), ("upload", "qh3", 10.0),
            ("handshakes", "qh3", 2.0), ("streams", "qh3", 3.0)]
 
@@ -839,6 +845,20 @@ def markdown(summary: dict, impls, workloads, notes: dict) -> str:
                 row.append("-")
         lines.append(f"| {w} | " + " | ".join(row) + " |")
     lines.append("")
+    # The same ratios repetition by repetition: each peer's run of a repetition runs right
+    # after quicfast's, so a slow spell of the machine shows up here as one low round.
+    if any(len(q["runs"]) > 1 for q in qf_all.values() if q):
+        lines += ["### quicfast ÷ peer, repetition by repetition", "",
+                  "| workload | " + " | ".join(f"vs {p}" for p in peers) + " |",
+                  "|---|" + "---|" * len(peers)]
+        for w in workloads:
+            row = []
+            for p in peers:
+                q, s = qf_all[w], summary.get((p, w))
+                ratios = _round_ratios(q["runs"], s["runs"], metric[w]) if q and s else []
+                row.append(" · ".join(f"{x:.2f}" for x in ratios) or "-")
+            lines.append(f"| {w} | " + " | ".join(row) + " |")
+        lines.append("")
     lines += ["### peer ÷ quicfast CPU per unit of work (client + server; > 1 means quicfast uses less)", "",
               "| workload | " + " | ".join(f"{p}" for p in peers) + " |",
               "|---|" + "---:|" * len(peers)]

@@ -165,11 +165,10 @@ class Transport:
         self._routes: dict[bytes, Connection] = {}
         #: The connection IDs of connections in their closing or draining period.
         self._closed_routes: dict[bytes, ClosedConnection] = {}
-        #: Set when the connection of a `dial_addr` transport ended: the socket
-        #: closes once its closing period is over.
-        self._close_when_idle = False
         #: Set while close() closes every connection.
         self._closing = False
+        #: The task that closes a `dial_addr` socket after its closing period.
+        self._closer: Optional[asyncio.Task] = None
         self._connections: set[Connection] = set()
         #: Server connections whose handshake is not done (see MAX_HALF_OPEN).
         self._half_open_count = 0
@@ -397,9 +396,20 @@ class Transport:
         conn._flush_pending = False
         if conn._close_transport_on_close:
             if self._closed_routes:
-                self._close_when_idle = True    # once the closing period is over
+                self._closer = self._loop.create_task(self._close_after_closing_period())
             else:
                 self._loop.call_soon(self.close)
+
+    async def _close_after_closing_period(self) -> None:
+        """Close a `dial_addr` socket once its connection's closing period is
+        over, or at once when the loop shuts down first (asyncio.run cancels
+        this task), so that the socket is never left open."""
+        try:
+            while self._closed_routes and not self._closed:
+                last = max(record.expiry.when() for record in self._closed_routes.values())
+                await asyncio.sleep(last - self._loop.time())
+        finally:
+            self.close()
 
     def _retire(self, conn: Connection, close_datagram: Optional[bytes]) -> None:
         """End `conn` for the application and keep only its connection IDs and
@@ -419,8 +429,6 @@ class Transport:
         for cid in record.cids:
             if routes.get(cid) is record:
                 del routes[cid]
-        if self._close_when_idle and not routes and not self._connections:
-            self.close()
 
     def _answer_closed(self, record: ClosedConnection, length: int) -> None:
         datagram = record.answer(length)

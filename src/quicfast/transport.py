@@ -430,13 +430,19 @@ class Transport:
             if routes.get(cid) is record:
                 del routes[cid]
 
-    def _answer_closed(self, record: ClosedConnection, length: int) -> None:
+    def _answer_if_closed(self, dcid: bytes, length: int) -> bool:
+        """Whether `dcid` is a connection's in its closing or draining period;
+        if so, the datagram of `length` bytes is answered as its record says."""
+        record = self._closed_routes.get(dcid)
+        if record is None:
+            return False
         datagram = record.answer(length)
         if datagram is not None:
             try:
                 self._udp.send(datagram, record.addr)
             except OSError:
                 pass    # as any lost packet: the peer's next one is answered later
+        return True
 
     def _on_handshake_complete(self, conn: Connection) -> None:
         self._set_half_open(conn, False)
@@ -524,18 +530,13 @@ class Transport:
             conn = self._routes.get(header.dcid)
             if conn is not None:
                 return conn
-            record = self._closed_routes.get(header.dcid)
-            if record is not None:
-                self._answer_closed(record, len(data))
+            if self._answer_if_closed(header.dcid, len(data)):
                 return None
             return self._accept_new(data, header, addr, now)
         dcid = bytes(data[1:1 + self.connection_id_length])
         conn = self._routes.get(dcid)
-        if conn is None and self._closed_routes:
-            record = self._closed_routes.get(dcid)
-            if record is not None:
-                self._answer_closed(record, len(data))
-                return None
+        if conn is None and self._closed_routes and self._answer_if_closed(dcid, len(data)):
+            return None
         if conn is None and len(data) >= 21:
             # RFC 9000 §10.3.1: a datagram ending in a peer's reset token is a stateless reset.
             tail = bytes(data[-16:])

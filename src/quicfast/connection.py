@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import dataclasses
-import itertools
 from typing import TYPE_CHECKING, Optional, Union
 
 from . import errors
@@ -91,18 +90,10 @@ class Connection:
         #: received DATAGRAM payloads dropped because MAX_QUEUED_DATAGRAMS were unread
         self._datagrams_dropped_on_receive = 0
         self._drain_watchers: set = set()
-        # Send backpressure across the streams: _send_estimate is never below the
-        # unacknowledged bytes of the streams in _sending (ids of the streams
-        # written since their last count); it is made exact again only when it
-        # crosses the mark. It is exact while it equals _send_counted (the last
-        # count, -1 once acknowledgements may have arrived). write() only adds;
-        # _process_events prunes _sending once per batch.
+        # Send backpressure: per stream (Stream.high_water) and across the
+        # streams (the engine counts the connection's unacknowledged bytes).
         self._stream_high_water = config.stream_send_high_water
         self._connection_high_water = config.connection_send_high_water
-        self._sending: set[int] = set()
-        self._send_estimate = 0
-        self._send_counted = 0
-        self._sending_prune_at = 64
         self._flush_pending = False
         #: Streams accept_*() returned without waiting since it last waited or yielded.
         self._accepted_in_a_row = 0
@@ -398,28 +389,14 @@ class Connection:
 
     # -- send backpressure across streams ----------------------------------
 
-    def _count_send_buffered(self) -> int:
-        """Count the unacknowledged bytes of every stream (exact), forgetting the
-        streams that have none left (loops in C: map and compress)."""
-        ids = list(self._sending)
-        counts = list(map(self._engine.stream_send_buffered, ids))
-        self._sending = set(itertools.compress(ids, counts))
-        total = self._send_estimate = self._send_counted = sum(counts)
-        self._sending_prune_at = max(64, 2 * len(self._sending))
-        return total
-
     def _send_below_high_water(self) -> bool:
         """Whether the connection holds at most its high-water mark unacknowledged."""
-        if self._send_estimate <= self._connection_high_water:
-            return True
-        if self._send_estimate != self._send_counted:
-            self._count_send_buffered()
-        return self._send_estimate <= self._connection_high_water
+        return self._engine.send_buffered <= self._connection_high_water
 
     @property
     def send_buffered(self) -> int:
         """Bytes written to this connection's streams and not yet acknowledged."""
-        return self._count_send_buffered()
+        return self._engine.send_buffered
 
     # -- engine events -------------------------------------------------------
 
@@ -485,11 +462,8 @@ class Connection:
                     self._on_terminated(event.error)
         if self._datagram_drain_waiters and self._engine.datagrams_queued <= DATAGRAM_LOW_WATER:
             _wake_all(self._datagram_drain_waiters)
-        if len(self._sending) > self._sending_prune_at:
-            self._count_send_buffered()     # amortised O(1) per write: keeps _sending small
         if self._drain_watchers:
-            # Input may have acknowledged data: count again (once for all watchers).
-            self._send_counted = -1
+            # Input may have acknowledged data.
             for stream in list(self._drain_watchers):
                 if stream._drained():
                     self._drain_watchers.discard(stream)
@@ -507,7 +481,6 @@ class Connection:
             stream._fail_write(error)
         self._streams.clear()
         self._drain_watchers.clear()
-        self._sending.clear()
         _wake_all(self._accept_waiters)
         _wake_all(self._stream_credit_waiters)
         _wake_all(self._datagram_waiters)

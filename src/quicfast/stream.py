@@ -220,9 +220,6 @@ class SendStream(_StreamBase):
             raise StreamError(self.stream_id, 0, remote=False, kind="closed")
         self._engine.send_stream_data(self.stream_id, data)
         conn = self._conn
-        # Connection backpressure: see Connection._send_estimate.
-        conn._send_estimate += len(data)
-        conn._sending.add(self.stream_id)
         if not conn._flush_pending:
             conn._schedule_flush()
 

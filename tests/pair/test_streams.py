@@ -195,6 +195,41 @@ def test_stop_sending_is_answered_with_reset_stream():
     assert reset.final_size <= 100_000
 
 
+def test_send_buffered_counts_unacknowledged_stream_bytes():
+    """The engine's connection-wide `send_buffered` equals the sum of its
+    streams' unacknowledged bytes at every step: through writes (bytes and
+    other buffers), acknowledgements out of order under loss, a local reset
+    and a reset answering the peer's STOP_SENDING; 0 once all is settled."""
+    sids = []
+
+    def client_app(conn, event):
+        if isinstance(event, events.HandshakeCompleted):
+            for i, data in enumerate([b"a" * 30_000, bytearray(50_000), memoryview(b"c" * 20_000), b"d" * 40_000]):
+                sid = conn.open_stream()
+                sids.append(sid)
+                conn.send_stream_data(sid, data, end_stream=i in (0, 2))
+            conn.reset_stream(sids[1], 0x1)
+
+    lossy = LinkConfig(delay=0.005, loss=0.1)
+    pair = Pair(seed=31, c2s=lossy, s2c=LinkConfig(delay=0.005, loss=0.1), client_app=client_app)
+    client = pair.client
+    seen = {"max": 0}
+
+    def consistent() -> bool:
+        total = sum(client.stream_send_buffered(sid) for sid in sids)
+        assert client.send_buffered == total
+        seen["max"] = max(seen["max"], total)
+        return False
+
+    pair.drive_until(lambda: len(sids) == 4 or consistent(), 1_000)
+    assert client.send_buffered == 30_000 + 20_000 + 40_000     # the reset stream holds none
+    pair.drive_until(lambda: consistent() or pair.server.stream_readable(sids[3]) == 40_000, 20_000)
+    pair.server.stop_stream(sids[3], 0x2)      # the client answers with RESET_STREAM
+    pair.drive_until(lambda: consistent() or client.send_buffered == 0, 20_000)
+    assert all(client.stream_send_buffered(sid) == 0 for sid in sids)
+    assert seen["max"] > 0
+
+
 def test_unidirectional_streams_both_ways():
     got = {}
 

@@ -385,17 +385,21 @@ cdef class Connection(PacketReceiver):
         """Queue `data` on `stream_id` (and the FIN when `end_stream`)."""
         cdef Stream s = self._stream_for_sending(stream_id)
         cdef Py_buffer view
-        if type(data) is bytes:
-            if PyBytes_GET_SIZE(data):
-                # Immutable: large ones are kept by reference until acknowledged, not copied.
-                s.send.write_object(<bytes>data)
-        else:
-            PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
-            try:
-                if view.len:
-                    s.send.write(<const uint8_t*>view.buf, view.len)
-            finally:
-                PyBuffer_Release(&view)
+        cdef uint64_t written_before = s.send.write_offset
+        try:
+            if type(data) is bytes:
+                if PyBytes_GET_SIZE(data):
+                    # Immutable: large ones are kept by reference until acknowledged, not copied.
+                    s.send.write_object(<bytes>data)
+            else:
+                PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+                try:
+                    if view.len:
+                        s.send.write(<const uint8_t*>view.buf, view.len)
+                finally:
+                    PyBuffer_Release(&view)
+        finally:
+            self.send_buffered += s.send.write_offset - written_before
         if end_stream:
             s.send.write_fin()
         self._queue_stream(s)
@@ -452,6 +456,7 @@ cdef class Connection(PacketReceiver):
             return
         s.reset_code = error_code
         s.reset_pending = True
+        self.send_buffered -= s.send.buffered()
         s.send.reset()
         self._queue_stream(s)
 

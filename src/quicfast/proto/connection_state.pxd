@@ -279,6 +279,10 @@ cdef class ConnectionState(FrameHandler):
     # Stats.
     cdef readonly uint64_t packets_received, bytes_received_total, packets_dropped
     cdef readonly uint64_t datagrams_sent, bytes_sent_total
+    # send_buffered: bytes written to the application's streams and not yet
+    # acknowledged, all streams together (a reset stream holds none); the
+    # asyncio shell's connection-wide send backpressure reads it.
+    cdef readonly uint64_t send_buffered
     # tracer is the qlog ConnectionTracer, or None (then no qlog work is done).
     cdef object tracer
     cdef uint64_t last_lost_logged

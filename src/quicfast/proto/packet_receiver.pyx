@@ -562,11 +562,14 @@ cdef class PacketReceiver(PacketBuilder):
 
     cdef void on_frame_acked(self, int space_id, SentPacket* packet, FrameRecord* f):
         cdef Stream s
+        cdef uint64_t acked_before
         cdef int kind = f.kind
         if kind == FRAME_STREAM:
             s = <Stream>self.streams.lookup(f.stream_id)
             if s is not None and s.send is not None:
+                acked_before = s.send.acked_offset
                 s.send.on_acked(f.offset, f.length, f.fin)
+                self.send_buffered -= s.send.acked_offset - acked_before
                 if s.send.all_acked():
                     self._maybe_discard_stream(s)
         elif kind == FRAME_CRYPTO:
@@ -762,6 +765,7 @@ cdef class PacketReceiver(PacketBuilder):
         if s.reset_code < 0 and not s.send.all_acked():
             s.reset_code = code
             s.reset_pending = True
+            self.send_buffered -= s.send.buffered()
             s.send.reset()
             self._queue_stream(s)
         return 0

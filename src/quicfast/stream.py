@@ -271,7 +271,11 @@ class SendStream(_StreamBase):
     write_eof = close
 
     def cancel_write(self, error_code: int) -> None:
-        """Abandon sending: RESET_STREAM with `error_code` (quic-go CancelWrite)."""
+        """Abandon sending: RESET_STREAM with `error_code` (quic-go CancelWrite).
+
+        Also after `close()`, while some of the data or the FIN is
+        unacknowledged; a no-op for the peer once it acknowledged everything.
+        """
         if self._write_error is None:
             self._engine.reset_stream(self.stream_id, error_code)
             self._fail_write(StreamError(self.stream_id, error_code, remote=False, kind="reset"))

@@ -9,7 +9,7 @@ import random
 import pytest
 
 from quicfast.config import Config
-from quicfast.errors import StreamLimitReachedError
+from quicfast.errors import StreamLimitReachedError, StreamStateError
 from quicfast.proto import events
 from tests.pair.sim import LinkConfig, Pair
 
@@ -174,6 +174,41 @@ def test_reset_stream_survives_loss():
     pair.drive_until(lambda: len(pair.events_of("server", events.StreamReset)) == 30, 20_000)
     codes = {e.stream_id: e.error_code for e in pair.events_of("server", events.StreamReset)}
     assert codes == {sid: 0x100 + i for i, sid in enumerate(sids)}
+
+
+def test_reset_stream_after_fin():
+    """RFC 9000 §3.1: a stream whose FIN was written can still be reset while
+    some of it is unacknowledged ("Data Sent"); once everything is
+    acknowledged ("Data Recvd") a reset does nothing. A stream we never
+    opened still cannot be reset."""
+    sids = []
+
+    def client_app(conn, event):
+        if isinstance(event, events.HandshakeCompleted):
+            for _ in range(2):
+                sids.append(conn.open_stream())
+            conn.send_stream_data(sids[0], b"e" * 2000, end_stream=True)
+
+    pair = Pair(seed=26, client_app=client_app)
+    pair.drive_until(lambda: sids and pair.server is not None and pair.server.stream_readable(sids[0]) == 2000, 1_000)
+    pair.drive_for(0.5)         # every ACK exchanged: all of stream 0 acknowledged
+    client = pair.client
+    assert client.stream_send_buffered(sids[0]) == 0
+    buf = bytearray(65536)
+    while client.fill_send_buffer(buf, 64, pair.now)[0]:
+        pass                                    # whatever else was due (ACKs, probes) goes first
+    client.reset_stream(sids[0], 0x9)          # "Data Recvd": nothing to abandon
+    assert client.fill_send_buffer(buf, 64, pair.now)[0] == 0     # so no RESET_STREAM either
+
+    client.send_stream_data(sids[1], b"f" * 50_000, end_stream=True)
+    client.reset_stream(sids[1], 0x10)         # FIN written, nothing sent yet
+    pair.drive_until(lambda: pair.events_of("server", events.StreamReset), 1_000)
+    reset = pair.events_of("server", events.StreamReset)[0]
+    # The final size counts what was sent (RFC 9000 §4.5): none of it was.
+    assert (reset.stream_id, reset.error_code, reset.final_size) == (sids[1], 0x10, 0)
+    assert client.send_buffered == 0
+    with pytest.raises(StreamStateError):
+        client.reset_stream(sids[1] + 400, 0x1)     # never opened
 
 
 def test_stop_sending_is_answered_with_reset_stream():

@@ -9,6 +9,7 @@ import pytest
 
 import quicfast
 from tests.helpers.engines import ALPN, client_tls, server_tls
+from tests.helpers.waiting import eventually
 
 TIMEOUT = 30
 
@@ -197,6 +198,40 @@ def test_stream_reset_reaches_reader():
             while await peer.read():
                 pass
         assert info.value.error_code == 0x99 and info.value.remote
+        conn.close()
+        transport.close()
+
+    run(main())
+
+
+def test_cancel_write_after_close():
+    """quic-go's CancelWrite after Close: while data or the FIN is unacknowledged
+    it resets the stream (the reader sees the code); once the peer has
+    acknowledged everything it does nothing (and raises nothing)."""
+    async def main():
+        transport, listener = await _server()
+        conn = await quicfast.dial_addr(transport.local_addr, client_tls())
+        server_conn = await listener.accept()
+        stream = conn.open_stream()
+        stream.write(b"x" * 100_000)
+        stream.close()
+        stream.cancel_write(0x55)       # in the same loop pass: nothing was sent yet
+        with pytest.raises(quicfast.StreamError):
+            stream.write(b"more")
+        peer = await server_conn.accept_stream()
+        with pytest.raises(quicfast.StreamError) as info:
+            await peer.read_all()
+        assert info.value.error_code == 0x55 and info.value.remote and info.value.kind == "reset"
+
+        done = conn.open_stream()
+        done.write(b"whole")
+        done.close()
+        peer = await server_conn.accept_stream()
+        assert await peer.read_all() == b"whole"
+        assert await eventually(lambda: conn.send_buffered == 0)     # all acknowledged
+        done.cancel_write(0x66)         # nothing left to abandon
+        with pytest.raises(quicfast.StreamError):
+            done.write(b"more")
         conn.close()
         transport.close()
 

@@ -450,9 +450,14 @@ cdef class Connection(PacketReceiver):
         return s.recv.readable()
 
     def reset_stream(self, uint64_t stream_id, uint64_t error_code):
-        """Abandon sending on `stream_id` with RESET_STREAM (RFC 9000 §3.1)."""
-        cdef Stream s = self._stream_for_sending(stream_id)
-        if s.reset_code >= 0 or s.send.all_acked():
+        """Abandon sending on `stream_id` with RESET_STREAM (RFC 9000 §3.1).
+
+        Also after the FIN was written, while some of the data or the FIN is
+        unacknowledged ("Data Sent"); a no-op once the stream is reset, or all
+        of it was acknowledged ("Data Recvd", the stream may be forgotten).
+        """
+        cdef Stream s = self._sending_stream(stream_id)
+        if s is None or s.reset_code >= 0 or s.send.all_acked():
             return
         s.reset_code = error_code
         s.reset_pending = True

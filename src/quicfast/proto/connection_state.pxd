@@ -311,6 +311,7 @@ cdef class ConnectionState(FrameHandler):
     cdef void _check_stream_id_receivable(self, uint64_t sid, uint64_t ftype) except *
     cdef Stream _create_stream(self, uint64_t sid)
     cdef Stream _stream_for_sending(self, uint64_t sid)
+    cdef Stream _sending_stream(self, uint64_t sid)
     cdef void _queue_stream(self, Stream s)
     cdef bint _stream_has_credit(self, uint64_t sid)
     cdef void _set_peer_stream_limit(self, bint uni, uint64_t limit)

@@ -160,6 +160,18 @@ cdef class ConnectionState(FrameHandler):
         return s
 
     cdef Stream _stream_for_sending(self, uint64_t sid):
+        """The stream `sid`, open for writing."""
+        cdef Stream s = self._sending_stream(sid)
+        if s is None:
+            raise errors.StreamStateError("stream %d is closed" % sid)
+        if s.send.fin_written or s.reset_code >= 0:
+            raise errors.StreamStateError("stream %d: sending side already closed" % sid)
+        return s
+
+    cdef Stream _sending_stream(self, uint64_t sid):
+        """The stream `sid` with a sending half, or None once it was opened and
+        forgotten (both halves over); raises for a stream that was never opened
+        by us, a receive-only one, or a closed connection."""
         if self.state >= S_CLOSING:
             raise errors.ConnectionClosedError("connection is closed")
         cdef Stream s = <Stream>self.streams.lookup(sid)
@@ -168,14 +180,12 @@ cdef class ConnectionState(FrameHandler):
             if local:
                 if sid >= (self.next_uni if sid & 2 else self.next_bidi):
                     raise errors.StreamStateError("stream %d was not opened (use open_stream)" % sid)
-                raise errors.StreamStateError("stream %d is closed" % sid)
+                return None
             s = self._get_or_create_peer_stream(sid, False)
             if s is None:
-                raise errors.StreamStateError("stream %d is closed" % sid)
+                return None
         if s.send is None:
             raise errors.StreamStateError("stream %d is receive-only" % sid)
-        if s.send.fin_written or s.reset_code >= 0:
-            raise errors.StreamStateError("stream %d: sending side already closed" % sid)
         return s
 
     cdef void _queue_stream(self, Stream s):

@@ -22,6 +22,8 @@ less. Ratios here are therefore not the wall-clock ratios of `bench_e2e.py`.
   handshake of the measured connection and first-use costs drop out.
 
 The workloads and their wire format are bench_e2e's (its ``--child`` mode).
+aiopquic is not counted: it runs under another interpreter (Python >= 3.12)
+and does its packet work in a thread of its own.
 
 Usage::
 
@@ -50,7 +52,7 @@ from benchmarks.e2e.bench_e2e import _kill, _read_marked  # noqa: E402
 IMPLS = ("quicfast", "qh3", "aioquic")
 WORKLOADS = ("streams", "handshakes")
 SIDES = ("server", "client")
-# Operations per counted run, sized so that each takes 10-40 s under callgrind.
+# Operations per counted run: 10-100 s each under callgrind on the machine these were sized on.
 COUNTS = {
     "streams": {"quicfast": 8000, "qh3": 2000, "aioquic": 800},
     "handshakes": {"quicfast": 200, "qh3": 120, "aioquic": 60},

@@ -115,6 +115,9 @@ class Connection(PacketReceiver):
     @property
     def bytes_sent_total(self) -> int: ...
     @property
+    def send_buffered(self) -> int:
+        """Bytes written to all streams and not yet acknowledged (reset streams hold none)."""
+    @property
     def original_destination_connection_id(self) -> bytes: ...
     @property
     def alpn_protocol(self) -> str | None: ...

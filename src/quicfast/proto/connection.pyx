@@ -459,11 +459,7 @@ cdef class Connection(PacketReceiver):
         cdef Stream s = self._sending_stream(stream_id)
         if s is None or s.reset_code >= 0 or s.send.all_acked():
             return
-        s.reset_code = error_code
-        s.reset_pending = True
-        self.send_buffered -= s.send.buffered()
-        s.send.reset()
-        self._queue_stream(s)
+        self._reset_sending(s, error_code)
 
     def stop_stream(self, uint64_t stream_id, uint64_t error_code):
         """Ask the peer to stop sending on `stream_id` (STOP_SENDING)."""

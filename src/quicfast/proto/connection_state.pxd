@@ -313,6 +313,7 @@ cdef class ConnectionState(FrameHandler):
     cdef Stream _stream_for_sending(self, uint64_t sid)
     cdef Stream _sending_stream(self, uint64_t sid)
     cdef void _queue_stream(self, Stream s)
+    cdef void _reset_sending(self, Stream s, uint64_t error_code)
     cdef bint _stream_has_credit(self, uint64_t sid)
     cdef void _set_peer_stream_limit(self, bint uni, uint64_t limit)
     cdef void _append_to_send_queue(self, Stream s)

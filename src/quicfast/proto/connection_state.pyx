@@ -188,6 +188,15 @@ cdef class ConnectionState(FrameHandler):
             raise errors.StreamStateError("stream %d is receive-only" % sid)
         return s
 
+    cdef void _reset_sending(self, Stream s, uint64_t error_code):
+        """Abandon `s`'s sending half: queue RESET_STREAM with `error_code` and
+        drop its unacknowledged bytes (from send_buffered too)."""
+        s.reset_code = error_code
+        s.reset_pending = True
+        self.send_buffered -= s.send.buffered()
+        s.send.reset()
+        self._queue_stream(s)
+
     cdef void _queue_stream(self, Stream s):
         if s.queued:
             return

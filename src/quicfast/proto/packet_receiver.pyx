@@ -763,11 +763,7 @@ cdef class PacketReceiver(PacketBuilder):
         self._events.append(StopSendingReceived(sid, code))
         # RFC 9000 §3.5: answer with RESET_STREAM carrying the same code.
         if s.reset_code < 0 and not s.send.all_acked():
-            s.reset_code = code
-            s.reset_pending = True
-            self.send_buffered -= s.send.buffered()
-            s.send.reset()
-            self._queue_stream(s)
+            self._reset_sending(s, code)
         return 0
 
     cdef int _handle_new_connection_id(self, Reader* r) except -1:

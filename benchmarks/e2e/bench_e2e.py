@@ -144,12 +144,13 @@ async def server_quicfast(args, pki) -> None:
             pass
 
     async def one_conn(conn):
+        create_task = asyncio.get_running_loop().create_task
         try:
             while True:
                 stream = await conn.accept_stream()
                 # A task per stream, no reference kept: what the aioquic/qh3
                 # servers' stream_handler (server_aioquic_like) does.
-                asyncio.ensure_future(one_stream(stream))
+                create_task(one_stream(stream))
         except Exception:
             pass
 
@@ -186,8 +187,9 @@ async def server_aioquic_like(args, pki) -> None:
         except Exception:
             pass
 
+    create_task = asyncio.get_running_loop().create_task
     server = await serve("127.0.0.1", 0, configuration=config,
-                         stream_handler=lambda r, w: asyncio.ensure_future(handle(r, w)))
+                         stream_handler=lambda r, w: create_task(handle(r, w)))
     port = server._transport.get_extra_info("sockname")[1]
     cpu0 = time.process_time()
     _emit({"port": port})
@@ -250,7 +252,7 @@ async def server_aiopquic(args, pki) -> None:
             del data
             if event.end_stream:
                 del self._streams[sid]
-                asyncio.ensure_future(self._answer(sid, st[1], st[2], st[3]))
+                self._loop.create_task(self._answer(sid, st[1], st[2], st[3]))
 
         async def _answer(self, sid, op, n, count):
             q = self._quic

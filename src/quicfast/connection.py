@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Optional, Union
 from . import errors
 from .config import Config
 from .proto import events
-from .stream import ReceiveStream, SendStream, Stream
+from .stream import ReceiveStream, SendStream, Stream, StreamHost
 
 if TYPE_CHECKING:
     from .transport import Transport
@@ -32,9 +32,6 @@ MAX_QUEUED_DATAGRAMS = 4096
 #: drain_datagrams() returns once at most this many DATAGRAM frames wait to be
 #: sent (the engine holds up to 256 and drops the oldest beyond that).
 DATAGRAM_LOW_WATER = 32
-#: Streams finished (FIN written) since the last flush after which the
-#: connection is flushed at once instead of at the end of the loop pass.
-FLUSH_AFTER_FINISHED_STREAMS = 8
 #: Streams accept_stream()/accept_uni_stream() hand out back to back before
 #: they let the event loop run once: the handlers an accept loop spawned for
 #: the start of a burst of new streams run (and answer) before it takes the rest.
@@ -92,13 +89,11 @@ class Connection:
         self._drain_watchers: set = set()
         # Send backpressure: per stream (Stream.high_water) and across the
         # streams (the engine counts the connection's unacknowledged bytes).
-        self._stream_high_water = config.stream_send_high_water
         self._connection_high_water = config.connection_send_high_water
-        self._flush_pending = False
+        #: What the streams share: engine, stream dict, flush requests.
+        self._host = StreamHost(self, engine, self._streams, loop, config.stream_send_high_water)
         #: Streams accept_*() returned without waiting since it last waited or yielded.
         self._accepted_in_a_row = 0
-        #: Streams finished since the transport last flushed this connection.
-        self._finished_unflushed = 0
         #: Set when the peer opened streams since the transport last looked.
         self._streams_opened = False
         #: The connection IDs the transport routes to this connection.
@@ -171,14 +166,14 @@ class Connection:
         """
         self._raise_if_closed()
         sid = self._engine.open_stream(False)
-        stream = self._streams[sid] = Stream(self, sid)
+        stream = self._streams[sid] = Stream(self._host, sid)
         return stream
 
     def open_uni_stream(self) -> SendStream:
         """Open a unidirectional (send-only) stream now."""
         self._raise_if_closed()
         sid = self._engine.open_stream(True)
-        stream = SendStream(self, sid)
+        stream = SendStream(self._host, sid)
         self._streams[sid] = stream
         return stream
 
@@ -217,7 +212,7 @@ class Connection:
         if closed.done():
             raise closed.result()
         sid = engine.open_stream(unidirectional, True)
-        stream = self._streams[sid] = kind(self, sid)
+        stream = self._streams[sid] = kind(self._host, sid)
         return stream
 
     def can_open_stream(self, unidirectional: bool = False) -> bool:
@@ -363,26 +358,10 @@ class Connection:
 
     def _schedule_flush(self) -> None:
         """Have the transport flush this connection once this loop iteration."""
-        if not self._flush_pending:
-            self._flush_pending = True
+        host = self._host
+        if not host.flush_pending:
+            host.flush_pending = True
             self._transport._schedule_flush(self)
-
-    def _stream_finished(self) -> None:
-        """A stream's FIN was written: flush soon, or now when several wait.
-
-        With many short request/response streams, flushing only at the end of
-        the loop pass makes the two ends take turns: one answers a whole batch
-        while the other waits for it. Sending every few streams lets the peer
-        start on the first answers while we write the rest. Smaller batches
-        cost some CPU per stream on both ends (more datagrams and wake-ups),
-        for a higher rate when the two ends run on different cores.
-        """
-        if not self._flush_pending:
-            self._schedule_flush()
-            return
-        self._finished_unflushed += 1
-        if self._finished_unflushed >= FLUSH_AFTER_FINISHED_STREAMS:
-            self._transport._flush_connection(self)
 
     def _watch_drain(self, stream) -> None:
         self._drain_watchers.add(stream)
@@ -414,19 +393,15 @@ class Connection:
                 if kind is StreamDataAvailable:
                     stream = streams.get(event.stream_id)
                     if stream is not None:
-                        waiter = stream._read_waiter
-                        if waiter is not None:
-                            stream._read_waiter = None
-                            if not waiter.done():
-                                waiter.set_result(None)
+                        stream._wake_reader()
                 elif kind is StreamOpened:
                     # Only the peer opens streams this way: a uni one is receive-only.
                     sid = event.stream_id
                     if sid & 2:
-                        stream = streams[sid] = ReceiveStream(self, sid)
+                        stream = streams[sid] = ReceiveStream(self._host, sid)
                         self._incoming_uni.append(stream)
                     else:
-                        stream = streams[sid] = Stream(self, sid)
+                        stream = streams[sid] = Stream(self._host, sid)
                         self._incoming_bidi.append(stream)
                     self._streams_opened = True
                     if self._accept_waiters:

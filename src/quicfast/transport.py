@@ -372,7 +372,7 @@ class Transport:
         self._set_half_open(conn, False)
         self._connections.discard(conn)
         self._dirty.discard(conn)
-        conn._flush_pending = False
+        conn._host.flush_pending = False
         self._unroute(conn)
         if conn._timer_handle is not None:
             conn._timer_handle.cancel()
@@ -393,7 +393,7 @@ class Transport:
         self._connections.discard(conn)
         self._unroute(conn)
         self._dirty.discard(conn)
-        conn._flush_pending = False
+        conn._host.flush_pending = False
         if conn._close_transport_on_close:
             if self._closed_routes:
                 self._closer = self._loop.create_task(self._close_after_closing_period())
@@ -603,7 +603,7 @@ class Transport:
         conn._schedule_flush()
 
     def _schedule_flush(self, conn: Connection) -> None:
-        conn._flush_pending = True
+        conn._host.flush_pending = True
         self._dirty.add(conn)
         if not self._flush_scheduled:
             self._flush_scheduled = True
@@ -620,8 +620,9 @@ class Transport:
             self._flush_connection(conn)
 
     def _flush_connection(self, conn: Connection) -> None:
-        conn._flush_pending = False
-        conn._finished_unflushed = 0
+        host = conn._host
+        host.flush_pending = False
+        host.finished_unflushed = 0
         if self._closed:
             return
         if self._blocked is not None:

@@ -6,7 +6,7 @@ every test is bounded by asyncio.wait_for."""
 import asyncio
 
 import quicfast
-from quicfast.connection import FLUSH_AFTER_FINISHED_STREAMS
+from quicfast.stream import FLUSH_AFTER_FINISHED_STREAMS
 from tests.helpers.engines import client_tls, server_tls
 
 TIMEOUT = 30

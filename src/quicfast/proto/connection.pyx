@@ -383,6 +383,9 @@ cdef class Connection(PacketReceiver):
 
     def send_stream_data(self, uint64_t stream_id, data, bint end_stream=False):
         """Queue `data` on `stream_id` (and the FIN when `end_stream`)."""
+        self._send_stream_data(stream_id, data, end_stream)
+
+    cdef int _send_stream_data(self, uint64_t stream_id, object data, bint end_stream) except -1:
         cdef Stream s = self._stream_for_sending(stream_id)
         cdef Py_buffer view
         cdef uint64_t written_before = s.send.write_offset
@@ -403,9 +406,13 @@ cdef class Connection(PacketReceiver):
         if end_stream:
             s.send.write_fin()
         self._queue_stream(s)
+        return 0
 
     def stream_send_buffered(self, uint64_t stream_id):
         """Bytes written to `stream_id` and not yet acknowledged (0 for unknown streams)."""
+        return self._stream_send_buffered(stream_id)
+
+    cdef uint64_t _stream_send_buffered(self, uint64_t stream_id) noexcept:
         cdef Stream s = <Stream>self.streams.lookup(stream_id)
         if s is None or s.send is None:
             return 0
@@ -423,9 +430,17 @@ cdef class Connection(PacketReceiver):
 
         :returns: ``(data, fin)``; fin is True once the whole stream was read.
         """
+        cdef bint fin
+        data = self._read_stream(stream_id, max_bytes, &fin)
+        return data, fin
+
+    cdef bytes _read_stream(self, uint64_t stream_id, Py_ssize_t max_bytes, bint* fin):
+        """`read_stream` for C callers: the data, and whether the stream is
+        wholly read in `fin`."""
         cdef Stream s = <Stream>self.streams.lookup(stream_id)
+        fin[0] = False
         if s is None or s.recv is None:
-            return b"", False
+            return b""
         cdef bytes data = s.recv.read(max_bytes)
         cdef uint64_t n = len(data)
         cdef int64_t now = self.last_activity
@@ -437,10 +452,10 @@ cdef class Connection(PacketReceiver):
             self.conn_recv_window.on_consumed(n, now, self.recovery.rtt.smoothed_rtt)
             if self.conn_recv_window.update_due():
                 self.max_data_pending = True
-        cdef bint fin = s.recv.is_finished()
-        if fin:
+        if s.recv.is_finished():
+            fin[0] = True
             self._maybe_discard_stream(s)
-        return data, fin
+        return data
 
     def stream_readable(self, uint64_t stream_id):
         """Contiguous bytes ready to read on `stream_id`."""

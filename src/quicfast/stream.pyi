@@ -1,0 +1,43 @@
+"""Streams of the asyncio API: Stream, SendStream, ReceiveStream (RFC 9000 §2-3)."""
+
+from typing import Any, Optional
+
+from typing_extensions import Buffer
+
+from quicfast.connection import Connection
+
+DEFAULT_HIGH_WATER: int
+FLUSH_AFTER_FINISHED_STREAMS: int
+
+class StreamHost:
+    """What the streams of one connection share (internal)."""
+    flush_pending: bool
+    finished_unflushed: int
+    def __init__(self, connection: Connection, engine: Any, streams: dict[int, Any], loop: Any,
+                 stream_high_water: int) -> None: ...
+
+class _StreamBase:
+    @property
+    def stream_id(self) -> int: ...
+    def __init__(self, host: StreamHost, stream_id: int, high_water: Optional[int] = None) -> None: ...
+
+class ReceiveStream(_StreamBase):
+    """The receiving half of a stream."""
+    async def read(self, n: int = -1) -> bytes: ...
+    async def read_all(self, limit: int = 1 << 30) -> bytes: ...
+    async def readexactly(self, n: int) -> bytes: ...
+    def cancel_read(self, error_code: int) -> None: ...
+
+class SendStream(_StreamBase):
+    """The sending half of a stream."""
+    high_water: int
+    def write(self, data: Buffer) -> None: ...
+    async def drain(self) -> None: ...
+    def close(self) -> None: ...
+    def write_eof(self) -> None: ...
+    def cancel_write(self, error_code: int) -> None: ...
+    @property
+    def send_buffered(self) -> int: ...
+
+class Stream(ReceiveStream, SendStream):
+    """A bidirectional stream."""

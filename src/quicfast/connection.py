@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import dataclasses
-from typing import TYPE_CHECKING, Optional, Union
+from typing import TYPE_CHECKING, Any, Coroutine, Optional, Union
 
 from . import errors
 from .config import Config
@@ -32,10 +32,6 @@ MAX_QUEUED_DATAGRAMS = 4096
 #: drain_datagrams() returns once at most this many DATAGRAM frames wait to be
 #: sent (the engine holds up to 256 and drops the oldest beyond that).
 DATAGRAM_LOW_WATER = 32
-#: Streams accept_stream()/accept_uni_stream() hand out back to back before
-#: they let the event loop run once: the handlers an accept loop spawned for
-#: the start of a burst of new streams run (and answer) before it takes the rest.
-ACCEPT_BURST = 16
 
 
 def _wake_all(waiters: list) -> None:
@@ -75,12 +71,8 @@ class Connection:
         #: Streams the application may still hear about, by id; a stream is
         #: forgotten once its reading and its writing are both over.
         self._streams: dict[int, Union[Stream, ReceiveStream, SendStream]] = {}
-        self._incoming_bidi: collections.deque = collections.deque()
-        self._incoming_uni: collections.deque = collections.deque()
-        # Futures of the tasks waiting in accept_*(), open_*_sync(),
-        # receive_datagram(): made only when someone has to wait.
-        self._accept_waiters: list = []
-        self._stream_credit_waiters: list = []
+        # Futures of the tasks waiting in receive_datagram(s)() and
+        # drain_datagrams(): made only when someone has to wait.
         self._datagram_waiters: list = []
         self._datagram_drain_waiters: list = []
         self._datagrams: collections.deque = collections.deque(maxlen=MAX_QUEUED_DATAGRAMS)
@@ -90,12 +82,9 @@ class Connection:
         # Send backpressure: per stream (Stream.high_water) and across the
         # streams (the engine counts the connection's unacknowledged bytes).
         self._connection_high_water = config.connection_send_high_water
-        #: What the streams share: engine, stream dict, flush requests.
-        self._host = StreamHost(self, engine, self._streams, loop, config.stream_send_high_water)
-        #: Streams accept_*() returned without waiting since it last waited or yielded.
-        self._accepted_in_a_row = 0
-        #: Set when the peer opened streams since the transport last looked.
-        self._streams_opened = False
+        #: The streams' side of the connection (opening, accepting, their
+        #: events and flush requests), in Cython: see quicfast.stream.
+        self._host = StreamHost(self, engine, self._streams, loop, self._closed, config.stream_send_high_water)
         #: The connection IDs the transport routes to this connection.
         self._cids: set = set()
         self._timer_handle: Optional[asyncio.TimerHandle] = None
@@ -122,32 +111,19 @@ class Connection:
         """Wait until the TLS handshake has completed (quic-go HandshakeComplete)."""
         await asyncio.shield(self._handshake_done)
 
-    async def accept_stream(self) -> Stream:
-        """Wait for the peer to open a bidirectional stream."""
-        queue = self._incoming_bidi
-        if not queue or self._accepted_in_a_row >= ACCEPT_BURST:
-            await self._wait_to_accept(queue)
-        self._accepted_in_a_row += 1
-        return queue.popleft()
+    def accept_stream(self) -> Coroutine[Any, Any, Stream]:
+        """Wait for the peer to open a bidirectional stream (a coroutine:
+        ``stream = await conn.accept_stream()``).
 
-    async def accept_uni_stream(self) -> ReceiveStream:
-        """Wait for the peer to open a unidirectional stream."""
-        queue = self._incoming_uni
-        if not queue or self._accepted_in_a_row >= ACCEPT_BURST:
-            await self._wait_to_accept(queue)
-        self._accepted_in_a_row += 1
-        return queue.popleft()
+        After handing out 16 streams back to back (`quicfast.stream.ACCEPT_BURST`)
+        it lets the event loop run once, so that the handlers an accept loop
+        spawned for a burst of new streams start before it takes the rest.
+        """
+        return self._host.accept(False)
 
-    async def _wait_to_accept(self, queue: collections.deque) -> None:
-        """Wait until `queue` holds a stream, after letting the event loop run
-        once if ACCEPT_BURST streams were just accepted in a row."""
-        if self._accepted_in_a_row >= ACCEPT_BURST:
-            self._accepted_in_a_row = 0
-            await asyncio.sleep(0)
-        while not queue:
-            self._accepted_in_a_row = 0
-            self._raise_if_closed()
-            await self._wait(self._accept_waiters)
+    def accept_uni_stream(self) -> Coroutine[Any, Any, ReceiveStream]:
+        """Wait for the peer to open a unidirectional stream (a coroutine)."""
+        return self._host.accept(True)
 
     async def _wait(self, waiters: list) -> None:
         """Wait until something wakes `waiters` (one of the lists above)."""
@@ -164,56 +140,27 @@ class Connection:
 
         :raises StreamLimitReachedError: when the peer's limit is reached (see `open_stream_sync`).
         """
-        self._raise_if_closed()
-        sid = self._engine.open_stream(False)
-        stream = self._streams[sid] = Stream(self._host, sid)
-        return stream
+        return self._host.open(False, Stream)
 
     def open_uni_stream(self) -> SendStream:
         """Open a unidirectional (send-only) stream now."""
-        self._raise_if_closed()
-        sid = self._engine.open_stream(True)
-        stream = SendStream(self._host, sid)
-        self._streams[sid] = stream
-        return stream
+        return self._host.open(True, SendStream)
 
-    async def open_stream_sync(self) -> Stream:
-        """Open a bidirectional stream, waiting for the peer's credit if needed.
+    def open_stream_sync(self) -> Coroutine[Any, Any, Stream]:
+        """Open a bidirectional stream, waiting for the peer's credit if
+        needed (a coroutine: ``stream = await conn.open_stream_sync()``).
 
         At the peer's stream limit the stream is still opened at once while
         no more streams than that limit already wait beyond it: it can be
         written to, and its frames go out when the peer's MAX_STREAMS covers
         it (aioquic queues such streams too). Past that bound, this waits.
         """
-        return await self._open_sync(False, Stream)
+        return self._host.open_sync(False, Stream)
 
-    async def open_uni_stream_sync(self) -> SendStream:
+    def open_uni_stream_sync(self) -> Coroutine[Any, Any, SendStream]:
         """Open a unidirectional stream, waiting for the peer's credit if
-        needed (past the limit as `open_stream_sync` does)."""
-        return await self._open_sync(True, SendStream)
-
-    async def _open_sync(self, unidirectional: bool, kind):
-        # _wait() and open_stream() inline: a client at the peer's limit goes
-        # through this once per stream.
-        engine = self._engine
-        closed = self._closed
-        while (not engine.can_open_stream(unidirectional)
-               and engine.streams_past_limit(unidirectional) >= engine.peer_stream_limit(unidirectional)):
-            if closed.done():
-                raise closed.result()
-            waiters = self._stream_credit_waiters
-            waiter = self._loop.create_future()
-            waiters.append(waiter)
-            try:
-                await waiter
-            finally:
-                if waiter.cancelled() and waiter in waiters:
-                    waiters.remove(waiter)
-        if closed.done():
-            raise closed.result()
-        sid = engine.open_stream(unidirectional, True)
-        stream = self._streams[sid] = kind(self._host, sid)
-        return stream
+        needed (past the limit as `open_stream_sync` does; a coroutine)."""
+        return self._host.open_sync(True, SendStream)
 
     def can_open_stream(self, unidirectional: bool = False) -> bool:
         """Whether `open_stream()` would succeed now."""
@@ -380,41 +327,18 @@ class Connection:
     # -- engine events -------------------------------------------------------
 
     def _process_events(self) -> None:
-        engine = self._engine
         streams = self._streams
-        drain_events = engine.drain_events
-        StreamDataAvailable = events.StreamDataAvailable
-        StreamOpened = events.StreamOpened
-        # One engine call per batch; handling an event may queue more (the
-        # outer loop picks those up). Frequent kinds are tested first.
-        while batch := drain_events():
-            for event in batch:
+        # The stream events go to the streams in Cython; the rest come back
+        # here. Handling them may queue more (the outer loop picks those up).
+        while others := self._host.deliver_events():
+            for event in others:
                 kind = type(event)
-                if kind is StreamDataAvailable:
-                    stream = streams.get(event.stream_id)
-                    if stream is not None:
-                        stream._wake_reader()
-                elif kind is StreamOpened:
-                    # Only the peer opens streams this way: a uni one is receive-only.
-                    sid = event.stream_id
-                    if sid & 2:
-                        stream = streams[sid] = ReceiveStream(self._host, sid)
-                        self._incoming_uni.append(stream)
-                    else:
-                        stream = streams[sid] = Stream(self._host, sid)
-                        self._incoming_bidi.append(stream)
-                    self._streams_opened = True
-                    if self._accept_waiters:
-                        _wake_all(self._accept_waiters)
-                elif kind is events.DatagramReceived:
+                if kind is events.DatagramReceived:
                     if len(self._datagrams) == MAX_QUEUED_DATAGRAMS:
                         self._datagrams_dropped_on_receive += 1   # the deque drops the oldest
                     self._datagrams.append(event.data)
                     if self._datagram_waiters:
                         _wake_all(self._datagram_waiters)
-                elif kind is events.StreamsAvailable:
-                    if self._stream_credit_waiters:
-                        _wake_all(self._stream_credit_waiters)
                 elif kind is events.HandshakeCompleted:
                     if not self._handshake_done.done():
                         self._handshake_done.set_result(None)
@@ -451,13 +375,11 @@ class Connection:
         if not self._handshake_done.done():
             self._handshake_done.set_exception(error)
             self._handshake_done.exception()  # mark retrieved: dial() re-raises it
-        for stream in list(self._streams.values()) + list(self._drain_watchers):
+        self._host.on_terminated(error)
+        for stream in list(self._drain_watchers):
             stream._fail_read(error)
             stream._fail_write(error)
-        self._streams.clear()
         self._drain_watchers.clear()
-        _wake_all(self._accept_waiters)
-        _wake_all(self._stream_credit_waiters)
         _wake_all(self._datagram_waiters)
         _wake_all(self._datagram_drain_waiters)
         if self._timer_handle is not None:

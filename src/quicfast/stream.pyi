@@ -1,20 +1,33 @@
 """Streams of the asyncio API: Stream, SendStream, ReceiveStream (RFC 9000 §2-3)."""
 
-from typing import Any, Optional
+from collections import deque
+from typing import Any, Optional, TypeVar
 
 from typing_extensions import Buffer
 
 from quicfast.connection import Connection
 
 DEFAULT_HIGH_WATER: int
+_S = TypeVar("_S", bound="_StreamBase")
 FLUSH_AFTER_FINISHED_STREAMS: int
+ACCEPT_BURST: int
 
 class StreamHost:
-    """What the streams of one connection share (internal)."""
+    """A connection's streams: opening, accepting, their events and flush requests (internal)."""
     flush_pending: bool
     finished_unflushed: int
+    streams_opened: bool
+    @property
+    def incoming_bidi(self) -> deque[Stream]: ...
+    @property
+    def incoming_uni(self) -> deque[ReceiveStream]: ...
     def __init__(self, connection: Connection, engine: Any, streams: dict[int, Any], loop: Any,
-                 stream_high_water: int) -> None: ...
+                 closed: Any, stream_high_water: int) -> None: ...
+    def deliver_events(self) -> list[Any]: ...
+    def on_terminated(self, error: BaseException) -> None: ...
+    async def accept(self, unidirectional: bool) -> Any: ...
+    async def open_sync(self, unidirectional: bool, kind: type[_S]) -> _S: ...
+    def open(self, unidirectional: bool, kind: type[_S]) -> _S: ...
 
 class _StreamBase:
     @property

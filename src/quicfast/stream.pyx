@@ -26,12 +26,14 @@ instruction counts). Nothing else of the shell runs that often per stream.
 """
 
 import asyncio
+import collections
 import weakref
 
 from cpython.ref cimport PyObject
 from cpython.weakref cimport PyWeakref_GetObject
 from libc.stdint cimport uint64_t
 from quicfast.proto.connection cimport Connection as Engine
+from quicfast.proto.events cimport StreamDataAvailable, StreamOpened, StreamsAvailable
 
 from quicfast import errors
 from quicfast.errors import StreamError
@@ -46,21 +48,39 @@ cdef enum:
     # Streams finished (FIN written) since the last flush after which the
     # connection is flushed at once instead of at the end of the loop pass.
     FLUSH_AFTER_FINISHED = 8
+    # Streams accept() hands out back to back before it lets the event loop
+    # run once: the handlers an accept loop spawned for the start of a burst
+    # of new streams run (and answer) before it takes the rest.
+    ACCEPT_BURST_C = 16
 
 #: Streams finished (FIN written) since the last flush after which the
 #: connection is flushed at once instead of at the end of the loop pass.
 FLUSH_AFTER_FINISHED_STREAMS = FLUSH_AFTER_FINISHED
+#: Streams `Connection.accept_stream()` hands out back to back before it lets
+#: the event loop run once.
+ACCEPT_BURST = ACCEPT_BURST_C
+
+
+cdef void _wake_all(list waiters) except *:
+    """Resolve every future in `waiters` (those not cancelled meanwhile) and empty it."""
+    for waiter in waiters:
+        if not waiter.done():
+            waiter.set_result(None)
+    del waiters[:]
 
 
 cdef class StreamHost:
-    """What the streams of one connection share, at C level because every
-    stream uses it several times: the connection's engine and stream dict,
-    and the flush requests (one per loop pass, see `Connection`).
+    """A connection's streams: their table, opening and accepting them,
+    the engine's stream events delivered to them, and their flush requests.
+
+    Cython, with the stream classes, because all of it runs for every
+    stream; `quicfast.Connection` keeps the rest and delegates here.
 
     :param connection: the `quicfast.Connection`.
     :param engine: its sans-I/O engine.
     :param streams: its dict of streams by id (never replaced).
     :param loop: its event loop.
+    :param closed: its future of the close cause (resolved once closed).
     :param stream_high_water: the default `SendStream.high_water`.
     """
 
@@ -70,25 +90,47 @@ cdef class StreamHost:
     cdef Engine engine
     cdef dict streams
     cdef object loop
+    cdef object closed
     cdef Py_ssize_t stream_high_water
     # flush_pending is set while a flush of the connection is scheduled for
     # this loop pass; finished_unflushed counts the streams finished since
     # the connection was last flushed.
     cdef public bint flush_pending
     cdef public int finished_unflushed
+    # incoming_bidi/incoming_uni are the peer's streams not yet accepted;
+    # accepted_in_a_row counts those accept() returned without waiting or
+    # yielding; streams_opened is set when the peer opened streams since the
+    # transport last looked.
+    cdef readonly object incoming_bidi, incoming_uni
+    cdef int accepted_in_a_row
+    cdef public bint streams_opened
+    # The futures of the tasks waiting in accept() and open_sync().
+    cdef list accept_waiters, stream_credit_waiters
 
-    def __init__(self, connection, Engine engine, dict streams, loop, Py_ssize_t stream_high_water):
+    def __init__(self, connection, Engine engine, dict streams, loop, closed, Py_ssize_t stream_high_water):
         self.connection_ref = weakref.ref(connection)
         self.engine = engine
         self.streams = streams
         self.loop = loop
+        self.closed = closed
         self.stream_high_water = stream_high_water
+        self.incoming_bidi = collections.deque()
+        self.incoming_uni = collections.deque()
+        self.accept_waiters = []
+        self.stream_credit_waiters = []
 
     cdef object live_connection(self):
         """The connection, or None once it was freed (it was closed and only
         some of its streams are still held)."""
         cdef PyObject* conn = PyWeakref_GetObject(self.connection_ref)
         return None if conn == <PyObject*>None else <object>conn
+
+    cdef int raise_if_closed(self) except -1:
+        if self.closed.done():
+            raise errors.fresh_copy(self.closed.result())
+        return 0
+
+    # -- flushing ------------------------------------------------------------
 
     cdef int request_flush(self) except -1:
         """Have the transport flush the connection this loop pass (after a
@@ -117,6 +159,103 @@ cdef class StreamHost:
             if conn is not None:
                 conn._transport._flush_connection(conn)
         return 0
+
+    # -- engine events -------------------------------------------------------
+
+    def deliver_events(self):
+        """Take the engine's pending events and deliver the stream ones
+        (StreamOpened, StreamDataAvailable, StreamsAvailable) here; returns
+        the others, oldest first, for the connection to handle (a list,
+        empty when there were none)."""
+        cdef list others = []
+        cdef list batch
+        while True:
+            batch = self.engine.drain_events()
+            if not batch:
+                return others
+            for event in batch:
+                kind = type(event)
+                if kind is StreamDataAvailable:
+                    stream = self.streams.get((<StreamDataAvailable>event).stream_id)
+                    if stream is not None:
+                        (<_StreamBase>stream)._wake_reader()
+                elif kind is StreamOpened:
+                    self._on_stream_opened((<StreamOpened>event).stream_id)
+                elif kind is StreamsAvailable:
+                    if self.stream_credit_waiters:
+                        _wake_all(self.stream_credit_waiters)
+                else:
+                    others.append(event)
+
+    cdef int _on_stream_opened(self, sid) except -1:
+        # Only the peer opens streams this way: a uni one is receive-only.
+        if sid & 2:
+            stream = ReceiveStream(self, sid)
+            self.incoming_uni.append(stream)
+        else:
+            stream = Stream(self, sid)
+            self.incoming_bidi.append(stream)
+        self.streams[sid] = stream
+        self.streams_opened = True
+        if self.accept_waiters:
+            _wake_all(self.accept_waiters)
+        return 0
+
+    def on_terminated(self, error):
+        """The connection closed with `error`: fail every stream and wake
+        every waiter (they see the closed future)."""
+        for stream in list(self.streams.values()):
+            stream._fail_read(error)
+            stream._fail_write(error)
+        self.streams.clear()
+        _wake_all(self.accept_waiters)
+        _wake_all(self.stream_credit_waiters)
+
+    # -- opening and accepting -----------------------------------------------
+
+    async def accept(self, bint unidirectional):
+        """The next stream the peer opened (`Connection.accept_stream`)."""
+        queue = self.incoming_uni if unidirectional else self.incoming_bidi
+        if not queue or self.accepted_in_a_row >= ACCEPT_BURST_C:
+            if self.accepted_in_a_row >= ACCEPT_BURST_C:
+                self.accepted_in_a_row = 0
+                await asyncio.sleep(0)
+            while not queue:
+                self.accepted_in_a_row = 0
+                self.raise_if_closed()
+                await self._wait(self.accept_waiters)
+        self.accepted_in_a_row += 1
+        return queue.popleft()
+
+    async def open_sync(self, bint unidirectional, kind):
+        """A new stream of class `kind`, opened at once within the peer's
+        limit or past it while `Engine._may_open_stream_past_limit` allows,
+        else once the peer's MAX_STREAMS allows (`Connection.open_stream_sync`)."""
+        engine = self.engine
+        while not engine._may_open_stream_past_limit(unidirectional):
+            self.raise_if_closed()
+            await self._wait(self.stream_credit_waiters)
+        self.raise_if_closed()
+        sid = engine._open_stream(unidirectional, True)
+        stream = self.streams[sid] = kind(self, sid)
+        return stream
+
+    def open(self, bint unidirectional, kind):
+        """A new stream of class `kind` within the peer's limit (`Connection.open_stream`)."""
+        self.raise_if_closed()
+        sid = self.engine._open_stream(unidirectional, False)
+        stream = self.streams[sid] = kind(self, sid)
+        return stream
+
+    async def _wait(self, list waiters):
+        """Wait until something wakes `waiters` (one of the lists above)."""
+        waiter = self.loop.create_future()
+        waiters.append(waiter)
+        try:
+            await waiter
+        finally:
+            if waiter.cancelled() and waiter in waiters:   # do not leave it behind
+                waiters.remove(waiter)
 
 
 cdef class _StreamBase:
@@ -166,13 +305,14 @@ cdef class _StreamBase:
 
     # -- what the connection calls ------------------------------------------
 
-    def _wake_reader(self):
+    cdef int _wake_reader(self) except -1:
         """More can be read (or reading failed): resume a waiting read()."""
         waiter = self._read_waiter
         if waiter is not None:
             self._read_waiter = None
             if not waiter.done():
                 waiter.set_result(None)
+        return 0
 
     def _fail_read(self, exc):
         if self._read_error is None and not self._eof:

@@ -597,8 +597,9 @@ class Transport:
         # streams, the tasks woken now (accept loops) start handler tasks that
         # only run in the next pass: the flush waits for those too.
         conn._process_events()
-        if conn._streams_opened:
-            conn._streams_opened = False
+        host = conn._host
+        if host.streams_opened:
+            host.streams_opened = False
             self._flush_late = True
         conn._schedule_flush()
 

@@ -437,7 +437,7 @@ def test_open_stream_sync_opens_past_the_limit_up_to_the_limit_again():
 def test_accept_stream_lets_the_loop_run_after_a_burst():
     """ACCEPT_BURST streams are handed out back to back; then accept_stream
     yields to the event loop once, so handlers spawned for them can start."""
-    from quicfast.connection import ACCEPT_BURST
+    from quicfast.stream import ACCEPT_BURST
     from tests.helpers.waiting import eventually
 
     async def main():
@@ -448,7 +448,7 @@ def test_accept_stream_lets_the_loop_run_after_a_burst():
             stream = conn.open_stream()
             stream.write(b"x")
             stream.close()
-        assert await eventually(lambda: len(server_conn._incoming_bidi) == 2 * ACCEPT_BURST)
+        assert await eventually(lambda: len(server_conn._host.incoming_bidi) == 2 * ACCEPT_BURST)
         loop_ran = []
         asyncio.get_running_loop().call_soon(loop_ran.append, True)
         seen = []

@@ -362,11 +362,15 @@ cdef class Connection(PacketReceiver):
         With `past_limit`, a stream beyond the peer's current stream limit is
         opened too (as aioquic does): it can be written to at once, and its
         frames wait until MAX_STREAMS covers it (a STREAMS_BLOCKED frame asks
-        for that). The caller bounds how many such streams it opens.
+        for that). The caller bounds how many such streams it opens (see
+        `_may_open_stream_past_limit`).
 
         :raises errors.StreamLimitReachedError: when the peer's limit is
             reached and not `past_limit`.
         """
+        return self._open_stream(is_unidirectional, past_limit)
+
+    cdef int64_t _open_stream(self, bint is_unidirectional, bint past_limit) except -1:
         if self.state >= S_CLOSING:
             raise errors.ConnectionClosedError("connection is closed")
         if not self._can_open_stream(is_unidirectional) and not past_limit:
@@ -380,6 +384,16 @@ cdef class Connection(PacketReceiver):
             self.next_bidi += 4
         self._create_stream(sid)
         return sid
+
+    cdef bint _may_open_stream_past_limit(self, bint is_unidirectional):
+        """Whether one more stream of the type may be opened with
+        `past_limit`: within the peer's limit, or while fewer streams than
+        that limit already wait beyond it (so at most twice the limit are open)."""
+        if self._can_open_stream(is_unidirectional):
+            return True
+        cdef uint64_t opened = (self.next_uni if is_unidirectional else self.next_bidi) // 4
+        cdef uint64_t limit = self.peer_max_uni if is_unidirectional else self.peer_max_bidi
+        return opened - limit < limit
 
     def send_stream_data(self, uint64_t stream_id, data, bint end_stream=False):
         """Queue `data` on `stream_id` (and the FIN when `end_stream`)."""

@@ -125,16 +125,6 @@ class Connection:
         """Wait for the peer to open a unidirectional stream (a coroutine)."""
         return self._host.accept(True)
 
-    async def _wait(self, waiters: list) -> None:
-        """Wait until something wakes `waiters` (one of the lists above)."""
-        waiter = self._loop.create_future()
-        waiters.append(waiter)
-        try:
-            await waiter
-        finally:
-            if waiter.cancelled() and waiter in waiters:   # do not leave it behind
-                waiters.remove(waiter)
-
     def open_stream(self) -> Stream:
         """Open a bidirectional stream now.
 
@@ -193,14 +183,14 @@ class Connection:
         """
         while self._engine.datagrams_queued > DATAGRAM_LOW_WATER:
             self._raise_if_closed()
-            await self._wait(self._datagram_drain_waiters)
+            await self._host.wait(self._datagram_drain_waiters)
 
     async def receive_datagrams(self) -> list[bytes]:
         """Wait for DATAGRAM payloads and return every one received so far,
         oldest first (at least one): `receive_datagram` for a whole batch."""
         while not self._datagrams:
             self._raise_if_closed()
-            await self._wait(self._datagram_waiters)
+            await self._host.wait(self._datagram_waiters)
         batch = list(self._datagrams)
         self._datagrams.clear()
         return batch
@@ -211,7 +201,7 @@ class Connection:
             if self._datagrams:
                 return self._datagrams.popleft()
             self._raise_if_closed()
-            await self._wait(self._datagram_waiters)
+            await self._host.wait(self._datagram_waiters)
 
     def close_with_error(self, error_code: int = 0, reason: str = "") -> None:
         """Close the connection with an application error code (CONNECTION_CLOSE)."""

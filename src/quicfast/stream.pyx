@@ -223,7 +223,7 @@ cdef class StreamHost:
             while not queue:
                 self.accepted_in_a_row = 0
                 self.raise_if_closed()
-                await self._wait(self.accept_waiters)
+                await self.wait(self.accept_waiters)
         self.accepted_in_a_row += 1
         return queue.popleft()
 
@@ -234,7 +234,7 @@ cdef class StreamHost:
         engine = self.engine
         while not engine._may_open_stream_past_limit(unidirectional):
             self.raise_if_closed()
-            await self._wait(self.stream_credit_waiters)
+            await self.wait(self.stream_credit_waiters)
         self.raise_if_closed()
         sid = engine._open_stream(unidirectional, True)
         stream = self.streams[sid] = kind(self, sid)
@@ -247,8 +247,10 @@ cdef class StreamHost:
         stream = self.streams[sid] = kind(self, sid)
         return stream
 
-    async def _wait(self, list waiters):
-        """Wait until something wakes `waiters` (one of the lists above)."""
+    async def wait(self, list waiters):
+        """Wait until something resolves the future this adds to `waiters`
+        (the accept and stream-credit lists here, the connection's datagram
+        lists); a cancelled wait takes its future out again."""
         waiter = self.loop.create_future()
         waiters.append(waiter)
         try:

@@ -26,6 +26,7 @@ import threading
 from typing import Callable, Optional
 
 from . import errors, qlog
+from ._datapath import deliver_established
 from ._udp import UdpSocketState
 from .closed_conn import ClosedConnection
 from .config import Config
@@ -154,6 +155,9 @@ class Transport:
         self._loop = asyncio.get_running_loop()
         self._sock = sock
         self._udp = UdpSocketState(sock)
+        #: The same socket state, for receiving: tests replace _udp with a
+        #: wrapper that watches or refuses sends, the receive path stays C.
+        self._rx_udp = self._udp
         self.connection_id_length = connection_id_length
         self._cid_generator = connection_id_generator or (lambda: os.urandom(connection_id_length))
         self.stateless_reset_key = stateless_reset_key or os.urandom(32)
@@ -463,7 +467,9 @@ class Transport:
                     self._schedule_flush(conn)
 
     def _on_readable(self) -> None:
-        udp = self._udp
+        udp = self._rx_udp
+        routes = self._routes
+        cid_length = self.connection_id_length
         now = self._loop.time()
         touched = set()
         handshaking = None
@@ -478,8 +484,16 @@ class Transport:
                 break
             if count == 0:
                 break
-            buf = udp.buffer
-            for i in range(count):
+            buf = None
+            i = 0
+            while True:
+                # Datagrams of established connections go to their engines in
+                # Cython; the loop body below takes each other one.
+                i = deliver_established(udp, i, routes, cid_length, now, touched)
+                if i == count:
+                    break
+                if buf is None:
+                    buf = udp.buffer
                 offset = udp.offset(i)
                 data = buf[offset:offset + udp.length(i)]
                 addr = udp.addr(i)
@@ -489,17 +503,16 @@ class Transport:
                     conn._engine.receive_datagram_inplace(data, addr, now, udp.ecn(i))
                     if conn._half_open and conn._engine.packets_received == 0:
                         self._detach(conn)      # its first Initial did not even decrypt: keep nothing
-                        continue
-                    if conn._handshake_done.done():
+                    elif conn._handshake_done.done():
                         touched.add(conn)
-                        continue
                     # A handshake flight leaves as soon as the datagrams in a row
                     # for its connection are read, not after the whole batch: the
                     # peer works on it while we go on with the rest.
-                    if handshaking is not conn:
+                    elif handshaking is not conn:
                         if handshaking is not None:
                             self._flush_handshake(handshaking)
                         handshaking = conn
+                i += 1
             received += count
             if count < 64 or received >= RECEIVE_BUDGET:
                 break

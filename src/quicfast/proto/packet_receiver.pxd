@@ -12,6 +12,7 @@ from quicfast.proto.packet_builder cimport PacketBuilder
 
 cdef class PacketReceiver(PacketBuilder):
     cdef void _receive(self, uint8_t* data, Py_ssize_t length, object addr, int64_t now)
+    cdef void _receive_inplace(self, uint8_t* data, Py_ssize_t length, object addr, int64_t now, int ecn)
     cdef int _receive_packet(self, uint8_t* pkt, PacketHeader* h, object addr, int64_t now) except -2
     cdef Py_ssize_t _open_1rtt(self, uint8_t* pkt, Py_ssize_t header_len, Py_ssize_t ct_len, uint64_t pn,
                                int key_phase, int64_t now)

@@ -61,11 +61,16 @@ cdef class PacketReceiver(PacketBuilder):
         cdef Py_buffer view
         PyObject_GetBuffer(data, &view, PyBUF_WRITABLE)
         try:
-            if view.len:
-                self.rx_ecn = ecn & 3
-                self._receive(<uint8_t*>view.buf, view.len, addr, to_ns(now))
+            self._receive_inplace(<uint8_t*>view.buf, view.len, addr, to_ns(now), ecn)
         finally:
             PyBuffer_Release(&view)
+
+    cdef void _receive_inplace(self, uint8_t* data, Py_ssize_t length, object addr, int64_t now, int ecn):
+        """`receive_datagram_inplace` for C callers: the datagram at `data`
+        (decrypted in place, so the caller's buffer is changed), `now` in ns."""
+        if length:
+            self.rx_ecn = ecn & 3
+            self._receive(data, length, addr, now)
 
     def receive_segments(self, buf, Py_ssize_t total, Py_ssize_t segment_size, addr, double now, int ecn=0):
         """Fastest path: process the datagrams laid end to end in the writable

@@ -21,7 +21,7 @@ Wire format of a request: 1 byte op (D/U/R) + 8-byte big-endian size, then
 CPU is ``time.process_time()`` (all threads of the process): the client from
 just before connecting until its last byte/connection, the server from when it
 is ready until the parent stops it just after the client finished.  Each
-(peer, workload) pair is run ``--repeat`` times (default 3), interleaved round
+(peer, workload) pair is run ``--repeat`` times (default 5), interleaved round
 robin, and the median is reported.
 
 aiopquic needs Python >= 3.12: its side runs with ``--py312`` (default
@@ -30,7 +30,7 @@ aiopquic needs Python >= 3.12: its side runs with ``--py312`` (default
 Usage::
 
     PYTHONPATH=src:. python benchmarks/e2e/bench_e2e.py [--only quicfast,qh3] \
-        [--workloads download,upload,handshakes,streams] [--repeat 3] \
+        [--workloads download,upload,handshakes,streams] [--repeat 5] \
         [--json-out results.json] [--md-out results.md]
 """
 
@@ -907,7 +907,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", default=",".join(IMPLS), help="comma-separated peers")
     ap.add_argument("--workloads", default=",".join(WORKLOADS))
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--size-mib", type=int, default=None, help="bulk size for every peer (default 256; aioquic 32)")
     ap.add_argument("--handshakes", type=int, default=None, help="connections (default 1000; aioquic 400)")
     ap.add_argument("--hs-inflight", type=int, default=50)

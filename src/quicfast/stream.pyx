@@ -22,7 +22,10 @@ classes the fields are C struct members and the engine calls go straight to
 its C entry points (`quicfast.proto.connection` ``_read_stream``,
 ``_send_stream_data``, ``_stream_send_buffered``), with no argument tuples,
 no ``(data, fin)`` tuple and no Python frames (docs/design.md has the
-instruction counts). Nothing else of the shell runs that often per stream.
+instruction counts). `StreamHost`, the connection's side of its streams
+(opening, accepting, the engine's stream events, flush requests), is here for
+the same reason; what stays Python in the shell runs per datagram, per flush
+or per connection.
 """
 
 import asyncio

@@ -383,12 +383,15 @@ cdef class ReceiveStream(_StreamBase):
     """The receiving half of a stream."""
 
     async def read(self, Py_ssize_t n=-1):
-        """Read up to `n` bytes (all available when -1); b"" at the end of the stream.
+        """Read up to `n` bytes (all available when -1); b"" at the end of the
+        stream, and at once when `n` is 0 (as asyncio's StreamReader).
 
         :raises StreamError: when the peer reset the stream or we cancelled reading.
         :raises ConnectionClosedError: when the connection closed first.
         :raises RuntimeError: when another task is already waiting in read().
         """
+        if n == 0:
+            return b""
         while True:
             data = self._read_now(n)
             if data is not None:

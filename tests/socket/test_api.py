@@ -116,6 +116,21 @@ def test_many_streams_and_uni_streams():
     run(main())
 
 
+def test_read_of_zero_bytes_returns_at_once():
+    """read(0) returns b"" without waiting for the peer, as asyncio's StreamReader does."""
+    async def main():
+        transport, listener = await _server()
+        conn = await quicfast.dial_addr(transport.local_addr, client_tls())
+        stream = conn.open_stream()
+        stream.write(b"ping")                   # the server never answers
+        assert await asyncio.wait_for(stream.read(0), 2.0) == b""
+        conn.close()
+        listener.close()
+        transport.close()
+
+    run(main())
+
+
 def test_finished_streams_are_forgotten_and_waiters_behave():
     """Streams whose reading and writing are both over are dropped by the
     connection on both sides (memory stays bounded on a long-lived connection);

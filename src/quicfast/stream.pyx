@@ -32,8 +32,6 @@ import asyncio
 import collections
 import weakref
 
-from cpython.ref cimport PyObject
-from cpython.weakref cimport PyWeakref_GetObject
 from libc.stdint cimport uint64_t
 from quicfast.proto.connection cimport Connection as Engine
 from quicfast.proto.events cimport StreamDataAvailable, StreamOpened, StreamsAvailable
@@ -125,8 +123,9 @@ cdef class StreamHost:
     cdef object live_connection(self):
         """The connection, or None once it was freed (it was closed and only
         some of its streams are still held)."""
-        cdef PyObject* conn = PyWeakref_GetObject(self.connection_ref)
-        return None if conn == <PyObject*>None else <object>conn
+        # Calling the reference, not PyWeakref_GetObject: that C API is
+        # deprecated from Python 3.13 on, and this runs about once per flush.
+        return self.connection_ref()
 
     cdef int raise_if_closed(self) except -1:
         if self.closed.done():
